@@ -1,0 +1,153 @@
+"""The exception hierarchy of sgl-conveyor.
+
+Every failure a user can meet is one of these types and says what to fix. A failed tool call
+never raises into the program by default: the error is put into the state (see `lang`), so the
+program (or the model) can react. Nothing here imports sglang.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ConveyorError(Exception):
+    """Base class of every error raised by sgl-conveyor."""
+
+
+# --- tool specs and the registry ------------------------------------------------------------
+
+
+class ToolSpecError(ConveyorError):
+    """A tool spec is malformed. Names the file (if any) and the field at fault."""
+
+    def __init__(self, message: str, *, source: str | None = None, field: str | None = None):
+        self.source = source
+        self.field = field
+        where = []
+        if source:
+            where.append(source)
+        if field:
+            where.append(f"field {field}")
+        prefix = f"{': '.join(where)}: " if where else ""
+        super().__init__(prefix + message)
+
+
+class UnknownToolError(ConveyorError):
+    """A tool name that the registry does not know."""
+
+    def __init__(self, name: str, known: list[str] | None = None):
+        self.name = name
+        self.known = sorted(known or [])
+        hint = f" (known tools: {', '.join(self.known)})" if self.known else ""
+        super().__init__(f"unknown tool {name!r}{hint}")
+
+
+# --- unit detection -------------------------------------------------------------------------
+
+
+class UnitError(ConveyorError):
+    """The streamed text cannot be split into units: it is not valid for its format.
+
+    `offset` is the position in the streamed text of the first character that made it invalid.
+    """
+
+    def __init__(self, message: str, *, offset: int | None = None, text: str | None = None):
+        self.offset = offset
+        self.text = text
+        at = f" at offset {offset}" if offset is not None else ""
+        context = ""
+        if text is not None and offset is not None:
+            lo = max(0, offset - 20)
+            context = f" near {text[lo : offset + 1]!r}"
+        super().__init__(f"{message}{at}{context}")
+
+
+class IncompleteError(UnitError):
+    """The stream ended before the text was complete (cut by max_tokens, a stop, an abort)."""
+
+
+# --- tool calls -----------------------------------------------------------------------------
+
+
+class ToolCallError(ConveyorError):
+    """A tool call failed. Put into the state as `s[name + "_result"]` unless on_error="raise".
+
+    `kind` is a short machine-readable tag; `to_dict()` is what lands in meta info and the eval.
+    """
+
+    kind = "tool_call_error"
+
+    def __init__(self, message: str, *, tool: str | None = None, unit: str | None = None):
+        self.tool = tool
+        self.unit = unit
+        self.message = message
+        super().__init__(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "tool": self.tool, "unit": self.unit, "message": self.message}
+
+    def __reduce__(self):  # keep pickling (across processes) simple
+        return (type(self)._restore, (self.message, self.tool, self.unit, self.__dict__))
+
+    @classmethod
+    def _restore(cls, message, tool, unit, state):
+        obj = cls.__new__(cls)
+        obj.__dict__.update(state)
+        Exception.__init__(obj, message)
+        return obj
+
+
+class MalformedCallError(ToolCallError):
+    """The generated arguments are not valid for the call's format (e.g. broken JSON)."""
+
+    kind = "malformed_call"
+
+
+class TruncatedCallError(ToolCallError):
+    """The stream ended before the call was complete (max_tokens, stop string, cut connection)."""
+
+    kind = "truncated_call"
+
+
+class SchemaViolationError(ToolCallError):
+    """The arguments, or one completed unit of them, violate the tool's JSON Schema."""
+
+    kind = "schema_violation"
+
+    def __init__(self, message: str, *, tool=None, unit=None, path: str | None = None):
+        super().__init__(message, tool=tool, unit=unit)
+        self.path = path
+
+
+class ArgumentRejectedError(ToolCallError):
+    """A tool's own semantic check rejected an argument (e.g. an unknown city)."""
+
+    kind = "argument_rejected"
+
+
+class ToolExecutionError(ToolCallError):
+    """The tool raised while running a unit or finishing the call."""
+
+    kind = "tool_error"
+
+
+class ToolTimeoutError(ToolCallError):
+    """A unit or the whole call ran past its time limit."""
+
+    kind = "timeout"
+
+
+class ResultNotSerializableError(ToolCallError):
+    """The tool returned something that cannot be rendered into the state."""
+
+    kind = "result_not_serializable"
+
+
+class CallCancelledError(ToolCallError):
+    """The call was cancelled: by the user, by the program, or because the program failed."""
+
+    kind = "cancelled"
+
+
+class BackendError(ConveyorError):
+    """The backend failed to produce a stream (server error, lost connection)."""

@@ -1,0 +1,149 @@
+"""The tool interface: what a tool implementation receives during one call.
+
+A call's life: `start` (warm up: connect, spawn a sandbox), `check_unit` and `run_unit` for each
+completed unit (as the runtime's effect and cost policy allows), then `finish` with the whole
+validated arguments (returns the result), or `abort` (undo, kill, discard). Tools know nothing
+about streams or backends; the runtime calls them from worker threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sgl_conveyor.errors import CallCancelledError, ToolCallError
+from sgl_conveyor.tools.spec import ToolSpec
+from sgl_conveyor.units.base import Unit
+
+
+def unit_key(call_id: str, unit: Unit) -> str:
+    """Stable identity of a unit: its call, its path and a hash of its content.
+
+    Tools may pass it on as an idempotency key; the runtime uses it so no unit runs twice.
+    """
+    content = json.dumps(unit.value, sort_keys=True, default=str, ensure_ascii=False)
+    digest = hashlib.sha256(content.encode()).hexdigest()[:16]
+    return f"{call_id}:{unit.path}:{digest}"
+
+
+@dataclass
+class CallContext:
+    """What a tool sees of the call it serves. One per call; shared by all its units.
+
+    `state` is the tool's own scratch space for this call (a session, a connection). `cancelled`
+    is set when the call is aborted: long-running tool code should poll `check()` or use
+    `sleep()`, which wakes up at once on cancellation.
+    """
+
+    call_id: str
+    tool: str
+    mode: str
+    spec: ToolSpec
+    deadline: float | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    _notes: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list, repr=False)
+
+    @property
+    def limits(self) -> Mapping[str, Any]:
+        return self.spec.limits
+
+    def check(self) -> None:
+        """Raise CallCancelledError if the call was cancelled."""
+        if self.cancelled.is_set():
+            raise CallCancelledError("the call was cancelled", tool=self.tool)
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, but return early (raising CallCancelledError) when the call is cancelled."""
+        if self.cancelled.wait(max(0.0, seconds)):
+            raise CallCancelledError("the call was cancelled", tool=self.tool)
+
+    def remaining(self) -> float | None:
+        """Seconds left before the call's deadline (None: no deadline)."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def note(self, event: str, **fields: Any) -> None:
+        """Record a tool-specific event in the call's timeline (e.g. 'connected')."""
+        self._notes.append((time.perf_counter(), event, fields))
+
+    def key(self, unit: Unit) -> str:
+        return unit_key(self.call_id, unit)
+
+
+@dataclass
+class UnitResult:
+    """The outcome of one unit: its value, or the error it raised, and when it ran."""
+
+    unit: Unit
+    value: Any = None
+    error: ToolCallError | None = None
+    dispatched_s: float | None = None
+    started_s: float | None = None
+    finished_s: float | None = None
+    shared_with: str | None = None  # path of an identical pure unit whose execution it reused
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Tool:
+    """Base class of tool implementations. Override what the tool needs.
+
+    The default implementation does nothing early and calls `call(**arguments)` at the end, so
+    a tool that only overrides `call` behaves exactly like a sequential tool.
+    """
+
+    spec: ToolSpec
+
+    def __init__(self, spec: ToolSpec | None = None):
+        if spec is not None:
+            self.spec = spec
+
+    def start(self, ctx: CallContext) -> None:
+        """The call has begun: warm up (connect, spawn a process). Runs before any unit."""
+
+    def check_unit(self, unit: Unit, ctx: CallContext) -> None:
+        """Cheap semantic check of a completed unit; raise ArgumentRejectedError to abort.
+
+        Runs for every unit as soon as it is final, whatever its effect class.
+        """
+
+    def run_unit(self, unit: Unit, ctx: CallContext) -> Any:
+        """Do the work of one completed unit and return its result (None: nothing to do)."""
+        return None
+
+    def undo_unit(self, unit: Unit, result: Any, ctx: CallContext) -> None:
+        """Undo a reversible unit that ran, because its call was aborted."""
+
+    def finish(self, arguments: Any, results: Sequence[UnitResult], ctx: CallContext) -> Any:
+        """The call is complete and valid: return the tool's result."""
+        if isinstance(arguments, Mapping):
+            return self.call(**arguments)
+        return self.call(arguments)
+
+    def call(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the whole call at once (tools without partial execution implement just this)."""
+        raise NotImplementedError(f"tool {self.spec.name!r} implements neither finish nor call")
+
+    def abort(self, ctx: CallContext, error: BaseException | None) -> None:
+        """The call is aborted: release what `start` and the units took (kill, discard)."""
+
+    def close(self) -> None:
+        """The tool is being unloaded: release process-wide resources."""
+
+
+class FunctionTool(Tool):
+    """A plain Python function as a tool: the whole call is one unit, run at the end."""
+
+    def __init__(self, spec: ToolSpec, fn: Callable[..., Any]):
+        super().__init__(spec)
+        self.fn = fn
+
+    def call(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)

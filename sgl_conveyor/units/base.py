@@ -1,0 +1,92 @@
+"""What a unit is, and the contract every unit detector keeps.
+
+A unit is a piece of a streamed tool call that can no longer change. Detectors turn a stream of
+text chunks into units; they know nothing about tools, backends or threads, and never look back
+at text they have already consumed (total work is linear in the length of the call).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class UnitPattern:
+    """Which parts of a call are units.
+
+    `path` is a JSON pointer whose segments may be `*` (any array index or object key):
+    `/queries/*`, `/steps/*/args`, `/location`; the empty string is the whole call. `split` names
+    a text splitter applied to the string found at `path` ("python", "lines" or "plan"): each
+    statement, line or plan step of that string is then a unit of its own.
+    """
+
+    path: str
+    split: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One finished unit of a call.
+
+    path:    JSON pointer of the value (`/queries/1`); for a piece of a split string, the pointer
+             of the string, `#`, and the piece's 0-based index (`/code#3`).
+    index:   0-based position among all units the detector emitted for this call.
+    pattern: index of the UnitPattern that matched (0 for single-pattern detectors).
+    value:   the parsed JSON value, or the text of the statement / line / plan step.
+    text:    the unit's source text exactly as streamed (a JSON literal with its quotes and
+             escapes, or the statement's text).
+    start, end: offsets of `text` in the whole stream, end exclusive.
+    meta:    detector-specific facts, e.g. a plan step's `step`, `tool`, `args`, `deps`.
+    """
+
+    path: str
+    index: int
+    value: Any
+    text: str
+    start: int
+    end: int
+    pattern: int = 0
+    meta: Mapping[str, Any] = field(default=_EMPTY)
+
+
+@runtime_checkable
+class UnitDetector(Protocol):
+    """Incremental unit detection over a stream of text chunks.
+
+    Guarantees, whatever the chunking (one character at a time, or many units in one chunk):
+    every unit is emitted exactly once, in order, with the same fields; `feed` raises
+    `UnitError` at the first character that makes the text invalid and emits nothing from an
+    invalid prefix; total work is linear in the total length fed.
+    """
+
+    def feed(self, chunk: str) -> list[Unit]:
+        """Consume the next chunk; return the units that became final."""
+        ...
+
+    def finish(self) -> list[Unit]:
+        """Declare the end of the stream; return the last units.
+
+        Raises `IncompleteError` if the text is not complete (a cut JSON document, an
+        unterminated string); a text splitter treats the end of the stream as the end of its
+        last piece.
+        """
+        ...
+
+    @property
+    def complete(self) -> bool:
+        """True once the call's text is closed (a JSON document's last bracket); text that
+        arrives after that is not part of the call."""
+        ...
+
+    @property
+    def consumed(self) -> int:
+        """Number of characters of the stream that belong to the call so far."""
+        ...
+
+    def value(self) -> Any:
+        """The whole parsed call once complete (the JSON value, or the text)."""
+        ...
