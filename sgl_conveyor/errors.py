@@ -66,6 +66,11 @@ class IncompleteError(UnitError):
     """The stream ended before the text was complete (cut by max_tokens, a stop, an abort)."""
 
 
+class UnitSchemaError(UnitError):
+    """The streamed JSON is well formed so far but cannot match the schema (a value of the
+    wrong type, a property the schema forbids), detected at its first character."""
+
+
 # --- tool calls -----------------------------------------------------------------------------
 
 

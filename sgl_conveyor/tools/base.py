@@ -35,7 +35,9 @@ def unit_key(call_id: str, unit: Unit) -> str:
 class CallContext:
     """What a tool sees of the call it serves. One per call; shared by all its units.
 
-    `state` is the tool's own scratch space for this call (a session, a connection). `cancelled`
+    `state` is the tool's own scratch space for this call (a session, a connection). `results`
+    maps a finished unit's id (`unit.meta["id"]`, else its path) to its result, so a DAG unit
+    (a plan step) can read what its dependencies produced. `cancelled`
     is set when the call is aborted: long-running tool code should poll `check()` or use
     `sleep()`, which wakes up at once on cancellation.
     """
@@ -46,6 +48,7 @@ class CallContext:
     spec: ToolSpec
     deadline: float | None = None
     state: dict[str, Any] = field(default_factory=dict)
+    results: dict[Any, Any] = field(default_factory=dict)
     cancelled: threading.Event = field(default_factory=threading.Event)
     _notes: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list, repr=False)
 
