@@ -51,7 +51,7 @@ class Unit:
     start: int
     end: int
     pattern: int = 0
-    meta: Mapping[str, Any] = field(default=_EMPTY)
+    meta: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
 
 @runtime_checkable
