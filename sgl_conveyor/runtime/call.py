@@ -1,0 +1,616 @@
+"""One tool call as a scope that owns all the work it starts.
+
+The node feeds it the call's units as the stream produces them; the scope decides when each
+runs (mode, effect class, order, cost model), runs them on its own worker pool, and at the end
+either returns the tool's result or fails with a typed error. Whatever happens — the call ends,
+fails, is aborted or times out — `end()` leaves nothing running. It never touches a stream.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Hashable, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from sgl_conveyor.errors import (
+    CallCancelledError,
+    ResultNotSerializableError,
+    SchemaViolationError,
+    ToolCallError,
+    ToolExecutionError,
+    ToolTimeoutError,
+)
+from sgl_conveyor.runtime.cost_model import BATCH, DEFER, CostModel, default_cost_model
+from sgl_conveyor.runtime.ledger import UnitLedger, default_ledger, ledger_key
+from sgl_conveyor.runtime.pool import UnitPool
+from sgl_conveyor.runtime.timeline import Timeline, UnitTimes
+from sgl_conveyor.tools.base import CallContext, Tool, UnitResult
+from sgl_conveyor.tools.spec import Effect, Order, ToolSpec
+from sgl_conveyor.units.base import Unit
+
+
+class Mode(str, enum.Enum):
+    """When the tool runs.
+
+    sequential: after the call has been decoded entirely (the usual way, and our baseline).
+    call-eager: each whole call as soon as it closes, units not split (the peer policy of
+        LLMCompiler's streaming planner, Claude Code's streaming executor, eager-tools).
+    partial: each unit as soon as it can no longer change (Conveyor), within the limits of its
+        effect class and of the cost model.
+    """
+
+    SEQUENTIAL = "sequential"
+    CALL_EAGER = "call-eager"
+    PARTIAL = "partial"
+
+
+GRACE_S = 2.0  # how long a cancelled unit may take to notice before its thread counts as leaked
+
+
+class ToolCall:
+    """The scope of one call. Used by one thread (the node's); units run on the pool."""
+
+    def __init__(
+        self,
+        tool: Tool,
+        spec: ToolSpec,
+        mode: Mode | str = Mode.PARTIAL,
+        *,
+        call_id: str | None = None,
+        call_key: str = "",
+        lineage: object | None = None,
+        cost_model: CostModel | None = None,
+        ledger: UnitLedger | None = None,
+        attempt: int = 0,
+    ):
+        self.tool = tool
+        self.spec = spec
+        self.mode = Mode(mode)
+        self.call_id = call_id or uuid.uuid4().hex[:12]
+        self.call_key = call_key
+        self._lineage_owner = lineage if lineage is not None else self
+        self._lineage = id(self._lineage_owner)
+        self.cost_model = cost_model or default_cost_model()
+        self.ledger = ledger or default_ledger()
+        self.timeline = Timeline(self.call_id, spec.name, self.mode.value, attempt=attempt)
+        self.ctx = CallContext(
+            call_id=self.call_id, tool=spec.name, mode=self.mode.value, spec=spec
+        )
+        workers = 1 if spec.order is Order.SERIAL else spec.max_concurrency
+        self._pool = UnitPool(workers, name=f"conveyor-{spec.name}")
+        self._lock = threading.RLock()
+        self._units: list[Unit] = []
+        self._times: dict[int, UnitTimes] = {}
+        self._futures: dict[int, Future] = {}  # unit index -> future of its UnitResult
+        self._held: list[Unit] = []  # irreversible units, run after validation
+        self._deferred: list[Unit] = []  # cost model: run inline at close
+        self._batch: list[Unit] = []
+        self._batch_s = 0.0
+        self._waiting: list[Unit] = []  # DAG units whose dependencies are not finished
+        self._done_ids: set[Any] = set()
+        self._ids: dict[Any, int] = {}
+        self._ran: list[UnitResult] = []  # finished OK, in completion order (for undo)
+        self._start_future: Future | None = None
+        self._failure: ToolCallError | None = None
+        self._begun = False
+        self._closed = False
+        self._ended = False
+
+    # --- state -------------------------------------------------------------------------------
+
+    @property
+    def failure(self) -> ToolCallError | None:
+        """The first error that dooms the call (a unit raised, a check failed, a timeout)."""
+        return self._failure
+
+    def _fail(self, error: ToolCallError) -> ToolCallError:
+        with self._lock:
+            if self._failure is None:
+                self._failure = error
+            return self._failure
+
+    def poll(self) -> ToolCallError | None:
+        """Check running units against their time limits; cheap enough to call per token."""
+        if self._failure is None and self._begun:
+            now = time.perf_counter()
+            with self._lock:
+                running = [ut for ut in self._times.values() if ut.started and not ut.finished]
+            for ut in running:
+                limit = self._unit_timeout(ut.index)
+                if now - (ut.started or now) > limit:
+                    self._fail(
+                        ToolTimeoutError(
+                            f"unit {ut.path} ran longer than its limit of {limit:g} s",
+                            tool=self.spec.name,
+                            unit=ut.path,
+                        )
+                    )
+                    break
+            if self.ctx.deadline is not None and time.monotonic() > self.ctx.deadline:
+                self._fail(
+                    ToolTimeoutError(
+                        f"call ran longer than its limit of {self.spec.timeout_s:g} s",
+                        tool=self.spec.name,
+                    )
+                )
+        return self._failure
+
+    def _unit_timeout(self, index: int) -> float:
+        unit = self._units[index] if index < len(self._units) else None
+        if unit is not None:
+            t = (
+                self.spec.units[unit.pattern].timeout_s
+                if unit.pattern < len(self.spec.units)
+                else None
+            )
+            if t:
+                return t
+        return self.spec.unit_timeout_s
+
+    # --- phases ------------------------------------------------------------------------------
+
+    def begin(self) -> None:
+        """The stream of the call has started. In partial mode the tool warms up now."""
+        if self._begun:
+            return
+        self._begun = True
+        self.timeline.mark("stream_start")
+        self.ctx.deadline = time.monotonic() + self.spec.timeout_s
+        if self.mode is Mode.PARTIAL:
+            self._start_tool()
+
+    def add_unit(self, unit: Unit) -> None:
+        """A unit became final. Raises ToolCallError if it dooms the call (the node then stops
+        decoding at once); otherwise schedules it according to the mode."""
+        if not self._begun:
+            self.begin()
+        if self._failure is not None:
+            raise self._failure
+        ut = self.timeline.unit(
+            unit.path,
+            unit.index,
+            id=unit.meta.get("id") if unit.meta else None,
+            deps=tuple(unit.meta.get("deps", ())) if unit.meta else (),
+        )
+        with self._lock:
+            if unit.index != len(self._units):
+                # Detectors emit indices 0, 1, 2...; anything else is a bug upstream.
+                raise ToolCallError(
+                    f"unit {unit.path} arrived out of order (index {unit.index})",
+                    tool=self.spec.name,
+                )
+            self._units.append(unit)
+            self._times[unit.index] = ut
+            self._ids[self._unit_id(unit)] = unit.index
+        if self.mode is not Mode.PARTIAL:
+            ut.decision = "end"  # runs when the call is complete
+            return
+        self._check(unit)
+        serial = self.spec.order is Order.SERIAL
+        if not self._effect(unit).runs_early or (serial and self._held):
+            # Irreversible: after validation. In a serial tool, whatever follows a held unit
+            # waits behind it, or the order of execution would change.
+            ut.decision = "hold"
+            self._held.append(unit)
+            return
+        decision, expected = "run", None
+        if self.spec.cost_model:
+            decision, expected = self.cost_model.decide(
+                self.spec.name, unit.pattern, self._cost_hint(unit)
+            )
+        if decision == DEFER and serial:
+            decision = BATCH  # inline at close would overtake units queued on the worker
+        if decision == DEFER:
+            ut.decision = "defer"
+            self._deferred.append(unit)
+        elif decision == BATCH:
+            ut.decision = "batch"
+            self._batch.append(unit)
+            self._batch_s += expected or 0.0
+            if self._batch_s >= self.cost_model.batch_target_s():
+                self._flush_batch()
+        else:
+            ut.decision = "run"
+            if serial:
+                self._flush_batch()
+            self._schedule(unit)
+
+    def close(self, arguments: Any) -> Any:
+        """The call's arguments are complete: validate them, run what is left, return the
+        result. Raises ToolCallError (the call then must be aborted by the caller)."""
+        if not self._begun:
+            self.begin()
+        if self._failure is not None:
+            raise self._failure
+        self._closed = True
+        self.timeline.mark("call_closed")
+        problems = self.spec.validate_arguments(arguments)
+        if problems:
+            raise self._fail(
+                SchemaViolationError(
+                    f"arguments of {self.spec.name} violate its schema: " + "; ".join(problems[:5]),
+                    tool=self.spec.name,
+                )
+            )
+        if self.mode is not Mode.PARTIAL:
+            self._start_tool()
+            for unit in self._units:
+                self._check(unit)
+            for unit in self._units:
+                self._schedule(unit)
+        else:
+            self._flush_batch()
+            for unit in self._held:
+                self._schedule(unit)
+            # Deferred units are cheap by the cost model's estimate: run them here, inline.
+            for unit in self._deferred:
+                self._run_inline(unit)
+        results = self._await_all()
+        return self._finish(arguments, results)
+
+    def abort(self, error: BaseException | None = None) -> None:
+        """Cancel everything the call started; undo reversible units that ran."""
+        reason = error if isinstance(error, ToolCallError) else None
+        if reason is not None:
+            self._fail(reason)
+        self.timeline.mark("aborted")
+        self.timeline.abort_reason = str(error) if error is not None else "aborted"
+        self.ctx.cancelled.set()
+        with self._lock:
+            futures = list(self._futures.values())
+            waiting, self._waiting = self._waiting, []
+        for f in futures:
+            f.cancel()
+        for unit in waiting:
+            self._times[unit.index].decision = "skip"
+        deadline = time.monotonic() + GRACE_S
+        for f in futures:
+            try:
+                f.result(timeout=max(0.0, deadline - time.monotonic()))
+            except BaseException:
+                pass
+        with self._lock:
+            ran = list(reversed(self._ran))
+        for res in ran:
+            if self._effect(res.unit) is Effect.REVERSIBLE:
+                try:
+                    self.tool.undo_unit(res.unit, res.value, self.ctx)
+                    self.timeline.note("undo", unit=res.unit.path)
+                except Exception as e:
+                    self.timeline.note("undo_failed", unit=res.unit.path, error=repr(e))
+        try:
+            self.tool.abort(self.ctx, error)
+        except Exception as e:
+            self.timeline.note("abort_failed", error=repr(e))
+
+    def end(self) -> None:
+        """Leave nothing running: stop the pool and join its threads. Always call it."""
+        if self._ended:
+            return
+        self._ended = True
+        if self._failure is not None or not self._closed:
+            self.ctx.cancelled.set()
+        leaked = self._pool.shutdown(timeout=GRACE_S)
+        self.timeline.leaked_threads = leaked
+        if leaked:
+            self.timeline.note("leaked_threads", count=leaked)
+
+    # --- scheduling --------------------------------------------------------------------------
+
+    def _unit_id(self, unit: Unit) -> Hashable:
+        uid = unit.meta.get("id") if unit.meta else None
+        return uid if uid is not None else unit.path
+
+    def _effect(self, unit: Unit) -> Effect:
+        if unit.pattern < len(self.spec.units):
+            return self.spec.units[unit.pattern].effect
+        return Effect.IRREVERSIBLE
+
+    def _cost_hint(self, unit: Unit) -> float | None:
+        if unit.pattern < len(self.spec.units):
+            return self.spec.units[unit.pattern].cost_ms
+        return None
+
+    def _check(self, unit: Unit) -> None:
+        """Schema of the unit's value, then the tool's own semantic check. Inline: both are
+        cheap, and a failure must stop decoding before the next token."""
+        problems = self.spec.validate_unit(unit.path, unit.value) if "#" not in unit.path else []
+        if problems:
+            self._times[unit.index].error = problems[0]
+            raise self._fail(
+                SchemaViolationError(
+                    f"{self.spec.name} argument {unit.path} violates the schema: {problems[0]}",
+                    tool=self.spec.name,
+                    unit=unit.path,
+                    path=unit.path,
+                )
+            )
+        try:
+            self.tool.check_unit(unit, self.ctx)
+        except ToolCallError as e:
+            e.tool = e.tool or self.spec.name
+            e.unit = e.unit or unit.path
+            self._times[unit.index].error = str(e)
+            raise self._fail(e) from None
+        except Exception as e:
+            raise self._fail(self._wrap(e, unit)) from None
+
+    def _schedule(self, unit: Unit) -> None:
+        """Dispatch now, or (DAG) once the unit's dependencies have finished."""
+        if self.spec.order is Order.DAG:
+            deps = tuple(unit.meta.get("deps", ())) if unit.meta else ()
+            with self._lock:
+                if not all(d in self._done_ids for d in deps):
+                    self._waiting.append(unit)
+                    return
+        self._dispatch(unit)
+
+    def _dispatch(self, unit: Unit) -> None:
+        ut = self._times[unit.index]
+        ut.dispatched = time.perf_counter()
+        fut = self._pool.submit(self._run_unit, unit)
+        with self._lock:
+            self._futures[unit.index] = fut
+
+    def _flush_batch(self) -> None:
+        if not self._batch:
+            return
+        batch, self._batch, self._batch_s = self._batch, [], 0.0
+        if self.spec.order is Order.DAG:
+            for unit in batch:
+                self._schedule(unit)
+            return
+        now = time.perf_counter()
+        for unit in batch:
+            self._times[unit.index].dispatched = now
+        batch_future = self._pool.submit(self._run_batch, batch)
+        for unit in batch:
+            fut: Future = Future()
+            fut.set_running_or_notify_cancel()
+            with self._lock:
+                self._futures[unit.index] = fut
+            batch_future.add_done_callback(_resolve_from_batch(fut, unit.index))
+
+    def _run_batch(self, batch: list[Unit]) -> dict[int, UnitResult]:
+        return {unit.index: self._run_unit(unit) for unit in batch}
+
+    def _run_inline(self, unit: Unit) -> None:
+        if self.spec.order is not Order.PARALLEL:
+            self._await_predecessors(unit)
+        fut: Future = Future()
+        fut.set_running_or_notify_cancel()
+        self._times[unit.index].dispatched = time.perf_counter()
+        fut.set_result(self._run_unit(unit))
+        with self._lock:
+            self._futures[unit.index] = fut
+
+    def _await_predecessors(self, unit: Unit) -> None:
+        with self._lock:
+            before = [f for i, f in self._futures.items() if i < unit.index]
+        for f in before:
+            self._wait_future(f, self._units[unit.index])
+
+    def _start_tool(self) -> None:
+        # A tool without a warm-up costs no thread hand-off.
+        if type(self.tool).start is not Tool.start:
+            self._start_future = self._pool.submit(self._run_start)
+
+    def _run_start(self) -> None:
+        self.timeline.mark("tool_start")
+        try:
+            self.tool.start(self.ctx)
+        except ToolCallError as e:
+            raise self._fail(e) from None
+        except Exception as e:
+            raise self._fail(
+                ToolExecutionError(
+                    f"{self.spec.name} failed to start: {type(e).__name__}: {e}",
+                    tool=self.spec.name,
+                )
+            ) from None
+        finally:
+            self.timeline.mark("tool_ready")
+
+    def _run_unit(self, unit: Unit) -> UnitResult:
+        """Runs on a worker (or inline for deferred units). Never raises: the outcome is in
+        the UnitResult, and a failure dooms the call through `_fail`."""
+        ut = self._times[unit.index]
+        result = UnitResult(unit=unit, dispatched_s=ut.dispatched)
+        if self.ctx.cancelled.is_set():
+            ut.decision = "skip"
+            result.error = CallCancelledError("the call was cancelled", tool=self.spec.name)
+            return result
+        if self._start_future is not None:
+            try:
+                self._start_future.result()
+            except BaseException as e:
+                result.error = e if isinstance(e, ToolCallError) else self._wrap(e, unit)
+                return result
+        ut.started = time.perf_counter()
+        if ut.dispatched is not None:
+            self.cost_model.observe_overhead(ut.started - ut.dispatched)
+        effect = self._effect(unit)
+        key = ledger_key(
+            lineage=self._lineage,
+            tool=self.spec.name,
+            call_key=self.call_key,
+            unit=unit,
+            effect=effect,
+        )
+        owner, shared = self.ledger.claim(key, self._lineage_owner)
+        try:
+            if owner:
+                try:
+                    value = self.tool.run_unit(unit, self.ctx)
+                except BaseException as e:
+                    shared.set_exception(e)
+                    self.ledger.release(key, shared)
+                    raise
+                shared.set_result(value)
+            else:
+                ut.decision = "shared"
+                remaining = self._unit_timeout(unit.index)
+                value = shared.result(timeout=remaining)
+            result.value = value
+            ut.ok = True
+        except ToolCallError as e:
+            e.tool = e.tool or self.spec.name
+            e.unit = e.unit or unit.path
+            result.error = e
+        except FutureTimeout:
+            result.error = ToolTimeoutError(
+                f"unit {unit.path} waited too long for an identical unit", tool=self.spec.name
+            )
+        except BaseException as e:
+            result.error = self._wrap(e, unit)
+        finally:
+            ut.finished = time.perf_counter()
+            result.started_s = ut.started
+            result.finished_s = ut.finished
+        if result.error is not None:
+            ut.ok = False
+            ut.error = str(result.error)
+            if not isinstance(result.error, CallCancelledError) or not self.ctx.cancelled.is_set():
+                self._fail(result.error)
+            return result
+        if owner:
+            self.cost_model.observe_run(self.spec.name, unit.pattern, ut.finished - ut.started)
+        uid = self._unit_id(unit)
+        with self._lock:
+            self.ctx.results[uid] = result.value
+            self._ran.append(result)
+            self._done_ids.add(uid)
+            ready = [
+                u
+                for u in self._waiting
+                if all(d in self._done_ids for d in (u.meta.get("deps", ()) if u.meta else ()))
+            ]
+            self._waiting = [u for u in self._waiting if u not in ready]
+        for u in ready:
+            self._dispatch(u)
+        return result
+
+    def _wrap(self, e: BaseException, unit: Unit | None) -> ToolCallError:
+        tb = traceback.extract_tb(e.__traceback__)
+        where = f" ({tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
+        path = unit.path if unit is not None else None
+        what = f"unit {path}" if path else "the call"
+        return ToolExecutionError(
+            f"{self.spec.name} raised on {what}: {type(e).__name__}: {e}{where}",
+            tool=self.spec.name,
+            unit=path,
+        )
+
+    # --- completion --------------------------------------------------------------------------
+
+    def _wait_future(self, fut: Future, unit: Unit) -> UnitResult:
+        ut = self._times[unit.index]
+        while True:
+            self.poll()
+            if self._failure is not None and not fut.done():
+                raise self._failure
+            try:
+                return fut.result(timeout=0.05)
+            except FutureTimeout:
+                if (
+                    ut.started is None
+                    and self.ctx.deadline
+                    and time.monotonic() > self.ctx.deadline
+                ):
+                    raise self._fail(
+                        ToolTimeoutError(
+                            f"call ran longer than its limit of {self.spec.timeout_s:g} s",
+                            tool=self.spec.name,
+                        )
+                    ) from None
+
+    def _await_all(self) -> list[UnitResult]:
+        results: list[UnitResult] = []
+        for unit in self._units:
+            while True:
+                with self._lock:
+                    fut = self._futures.get(unit.index)
+                    waiting = unit in self._waiting
+                if fut is not None:
+                    break
+                if not waiting:
+                    raise self._fail(
+                        ToolCallError(f"unit {unit.path} was never scheduled", tool=self.spec.name)
+                    )
+                # a DAG unit still waiting for its dependencies
+                self.poll()
+                if self._failure is not None:
+                    raise self._failure
+                time.sleep(0.002)
+            res = self._wait_future(fut, unit)
+            if res.error is not None:
+                raise self._fail(res.error)
+            results.append(res)
+        if self._start_future is not None:
+            try:
+                self._start_future.result(timeout=max(0.0, self.ctx.remaining() or 0.0))
+            except ToolCallError as e:
+                raise self._fail(e) from None
+            except FutureTimeout:
+                raise self._fail(
+                    ToolTimeoutError(f"{self.spec.name} did not start in time", tool=self.spec.name)
+                ) from None
+        return results
+
+    def _finish(self, arguments: Any, results: list[UnitResult]) -> Any:
+        self.timeline.mark("finish_start")
+        fut = self._pool.submit(self.tool.finish, arguments, results, self.ctx)
+        remaining = self.ctx.remaining()
+        try:
+            value = fut.result(timeout=None if remaining is None else max(0.0, remaining))
+        except FutureTimeout:
+            raise self._fail(
+                ToolTimeoutError(
+                    f"{self.spec.name} did not finish within the call's limit of "
+                    f"{self.spec.timeout_s:g} s",
+                    tool=self.spec.name,
+                )
+            ) from None
+        except ToolCallError as e:
+            e.tool = e.tool or self.spec.name
+            raise self._fail(e) from None
+        except Exception as e:
+            raise self._fail(self._wrap(e, None)) from None
+        finally:
+            self.timeline.mark("finish_end")
+        try:
+            json.dumps(value, default=_reject)
+        except (TypeError, ValueError) as e:
+            raise self._fail(
+                ResultNotSerializableError(
+                    f"{self.spec.name} returned a result that cannot be rendered: {e}",
+                    tool=self.spec.name,
+                )
+            ) from None
+        self.timeline.mark("result_ready")
+        return value
+
+
+def _reject(obj: Any) -> Any:
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    raise TypeError(f"object of type {type(obj).__name__} is not JSON serializable")
+
+
+def _resolve_from_batch(fut: Future, index: int):
+    def done(batch_future: Future) -> None:
+        try:
+            fut.set_result(batch_future.result()[index])
+        except BaseException as e:
+            fut.set_exception(e)
+
+    return done
