@@ -97,7 +97,12 @@ class Recorder(Tool):
 
 def unit(i, value, meta=None):
     return Unit(
-        path=f"/items/{i}", index=i, value=value, text=f'"{value}"', start=0, end=0,
+        path=f"/items/{i}",
+        index=i,
+        value=value,
+        text=f'"{value}"',
+        start=0,
+        end=0,
         meta=meta or {},
     )
 
@@ -221,7 +226,7 @@ def test_a_raising_unit_fails_the_call_with_a_typed_error():
 
 
 def test_a_rejected_argument_fails_at_once_inline():
-    call, tool = new_call(make_spec())
+    call, _ = new_call(make_spec())
     call.begin()
     with pytest.raises(ArgumentRejectedError, match="bad-x is rejected"):
         call.add_unit(unit(0, "bad-x"))
@@ -243,7 +248,7 @@ def test_a_hanging_unit_times_out_and_its_thread_is_gone():
     before = threading.active_count()
     call.begin()
     call.add_unit(unit(0, "hang"))
-    with pytest.raises(ToolTimeoutError, match="limit of 0.2"):
+    with pytest.raises(ToolTimeoutError, match=r"limit of 0\.2"):
         call.close({"items": ["hang"]})
     call.abort(call.failure)
     call.end()
