@@ -1,0 +1,267 @@
+"""The `python` tool: each top-level statement of generated code runs in a sandboxed REPL while
+the model is still writing the next one; the call's result is the script's output.
+
+Statements of one call share one interpreter; two calls never do. Code never runs in this
+process, and a call's result is the same whether its statements ran early or all at the end: the
+first statement that fails ends the script, as `python script.py` would.
+"""
+
+from __future__ import annotations
+
+import ast
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+from sgl_conveyor.errors import ArgumentRejectedError, CallCancelledError, ToolSpecError
+from sgl_conveyor.tools.base import CallContext, Tool, UnitResult
+from sgl_conveyor.tools.builtin.bundled import cache_root, data_path
+from sgl_conveyor.tools.builtin.sandbox import (
+    Sandbox,
+    SandboxLimits,
+    SandboxPool,
+    StatementResult,
+)
+from sgl_conveyor.tools.spec import ToolSpec
+from sgl_conveyor.units.base import Unit
+
+FILENAME = "<script>"
+_TOOL_LIMITS = ("pool_size", "data_dir")
+
+
+@dataclass
+class _CallState:
+    """One call's sandbox and what its statements did so far. Owned by the call's context."""
+
+    future: Future
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    statements: list[StatementResult] = field(default_factory=list)
+    end_line: int = 0  # last line of the script covered by a statement that ran
+    stopped: StatementResult | None = None  # the statement that ended the script
+    discarded: bool = False
+
+
+class PythonTool(Tool):
+    """Runs the statements of a `python` call in a sandbox from a warm pool.
+
+    limits (tool_specs/python.json): `pool_size` (sandboxes kept spawned ahead), `data_dir`
+    (the folder the REPL sees as DATA_DIR, relative to eval/data/), and every field of
+    `SandboxLimits`.
+    """
+
+    def __init__(self, spec: ToolSpec | None = None):
+        super().__init__(spec)
+        self._pool: SandboxPool | None = None
+        self._lock = threading.Lock()
+        self._active: set[Sandbox] = set()
+
+    # --- configuration -----------------------------------------------------------------------
+
+    @property
+    def pool(self) -> SandboxPool:
+        with self._lock:
+            if self._pool is None:
+                limits = dict(self.spec.limits)
+                tool_limits = {k: limits.pop(k) for k in _TOOL_LIMITS if k in limits}
+                try:
+                    sandbox_limits = SandboxLimits.from_mapping(limits)
+                except (TypeError, ValueError) as e:
+                    raise ToolSpecError(
+                        str(e), source=self.spec.source, field="conveyor/limits"
+                    ) from e
+                data_dir = data_path(tool_limits.get("data_dir", "codegen"))
+                self._pool = SandboxPool(
+                    sandbox_limits,
+                    str(data_dir),
+                    cache_root(),
+                    size=int(tool_limits.get("pool_size", 1)),
+                )
+            return self._pool
+
+    def warm(self) -> None:
+        """Spawn the pool's interpreters now (in the background), before the first call."""
+        self.pool.warm()
+
+    # --- the call ----------------------------------------------------------------------------
+
+    def start(self, ctx: CallContext) -> None:
+        ctx.state["python"] = _CallState(self.pool.acquire())
+
+    def check_unit(self, unit: Unit, ctx: CallContext) -> None:
+        code, line = _statement(unit, ctx)
+        try:
+            compile("\n" * (line - 1) + code, FILENAME, "exec", dont_inherit=True)
+        except SyntaxError as e:
+            raise ArgumentRejectedError(
+                f"SyntaxError at line {e.lineno}: {e.msg}", tool=self.spec.name, unit=unit.path
+            ) from None
+
+    def run_unit(self, unit: Unit, ctx: CallContext) -> dict[str, Any]:
+        st = self._state(ctx)
+        code, line = _statement(unit, ctx)
+        with st.lock:
+            result = self._run(st, ctx, code, line)
+        return result.to_dict()
+
+    def undo_unit(self, unit: Unit, result: Any, ctx: CallContext) -> None:
+        # A statement's effects live in its interpreter: discarding the session undoes them all.
+        self._discard(ctx)
+
+    def finish(self, arguments: Any, results: Sequence[UnitResult], ctx: CallContext) -> str:
+        code = _code_of(arguments, self.spec.text_field)
+        st = self._state(ctx)
+        try:
+            with st.lock:
+                rest = _statements_after(code, st.end_line)
+                for text, line in rest:
+                    if st.stopped is not None:
+                        break
+                    self._run(st, ctx, text, line)
+                ctx.note(
+                    "script_ended",
+                    status=st.stopped.status if st.stopped else "ok",
+                    statements=len(st.statements),
+                )
+                return _script_output(st.statements)
+        finally:
+            self._discard(ctx)
+
+    def abort(self, ctx: CallContext, error: BaseException | None) -> None:
+        self._discard(ctx)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+            active, self._active = list(self._active), set()
+        if pool is not None:
+            pool.close()
+        for sb in active:
+            sb.kill()
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _state(self, ctx: CallContext) -> _CallState:
+        st = ctx.state.get("python")
+        if st is None:  # a runtime that skipped start(): start now
+            self.start(ctx)
+            st = ctx.state["python"]
+        return st
+
+    def _sandbox(self, st: _CallState, ctx: CallContext) -> Sandbox:
+        while True:
+            if st.discarded:
+                raise CallCancelledError("the call was aborted", tool=self.spec.name)
+            ctx.check()
+            try:
+                sb = st.future.result(timeout=0.05)
+            except FutureTimeout:
+                continue
+            with self._lock:
+                if sb not in self._active:
+                    self._active.add(sb)
+                    sb.begin_call()
+            return sb
+
+    def _run(self, st: _CallState, ctx: CallContext, code: str, line: int) -> StatementResult:
+        end_line = line + code.count("\n")
+        if st.stopped is not None:
+            res = StatementResult(line, "skipped")
+        elif not _has_code(code, line):
+            res = StatementResult(line, "ok")  # comments only: nothing to run
+        else:
+            sb = self._sandbox(st, ctx)
+            res = sb.run(code, line, cancelled=ctx.cancelled)
+            if res.status == "cancelled":
+                raise CallCancelledError("the call was cancelled", tool=self.spec.name)
+            if not res.ok:
+                st.stopped = res
+                self._release(sb)  # the script has ended: free the interpreter now
+        st.statements.append(res)
+        st.end_line = max(st.end_line, end_line)
+        return res
+
+    def _release(self, sb: Sandbox) -> None:
+        with self._lock:
+            self._active.discard(sb)
+        sb.kill()
+
+    def _discard(self, ctx: CallContext) -> None:
+        st: _CallState | None = ctx.state.get("python")
+        if st is None:
+            return
+        st.discarded = True
+
+        def kill(f: Future) -> None:
+            if not f.cancelled() and f.exception() is None:
+                self._release(f.result())
+
+        st.future.add_done_callback(kill)  # runs now if the sandbox is already there
+
+
+def _statement(unit: Unit, ctx: CallContext) -> tuple[str, int]:
+    """The statement's code and its first line in the script."""
+    code = unit.value if isinstance(unit.value, str) else unit.text
+    line = unit.meta.get("line") if isinstance(unit.meta, Mapping) else None
+    if not isinstance(line, int) or line < 1:
+        line = 1
+    return code, line
+
+
+def _code_of(arguments: Any, text_field: str | None) -> str:
+    if isinstance(arguments, str):
+        return arguments
+    if isinstance(arguments, Mapping) and text_field and isinstance(arguments.get(text_field), str):
+        return arguments[text_field]
+    raise ArgumentRejectedError(f"the python tool needs a string argument {text_field!r}")
+
+
+def _has_code(code: str, line: int) -> bool:
+    try:
+        return bool(ast.parse("\n" * (line - 1) + code).body)
+    except SyntaxError:
+        return True  # let the interpreter report it, with its traceback
+
+
+def _statements_after(code: str, end_line: int) -> list[tuple[str, int]]:
+    """Top-level statements of `code` that start after line `end_line`, as (text, first line).
+
+    Used for the statements no unit ran (sequential mode, or a tail the splitter never emitted),
+    so that they still run one by one, each under its own time limit.
+    """
+    lines = code.splitlines(keepends=True)
+    if end_line >= len(lines) or not "".join(lines[end_line:]).strip():
+        return []
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as e:
+        raise ArgumentRejectedError(f"SyntaxError at line {e.lineno}: {e.msg}") from None
+    out = []
+    for node in tree.body:
+        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        if first <= end_line:
+            continue
+        last = node.end_lineno or first
+        out.append(("".join(lines[first - 1 : last]).rstrip("\r\n"), first))
+    return out
+
+
+def _script_output(statements: list[StatementResult]) -> str:
+    """What a terminal shows for the script: its output, then the error that ended it."""
+    parts: list[str] = []
+    dropped = 0
+    for r in statements:
+        parts.append(r.output)
+        dropped += r.dropped_bytes
+        if r.error:
+            if parts and parts[-1] and not parts[-1].endswith("\n"):
+                parts.append("\n")
+            parts.append(r.error)
+    text = "".join(parts)
+    if dropped:
+        if text and not text.endswith("\n"):
+            text += "\n"
+        text += f"[output truncated: {dropped} more bytes were not kept]\n"
+    return text

@@ -1,0 +1,684 @@
+"""The code sandbox: a persistent Python interpreter in a confined child process, and its pool.
+
+`Sandbox` runs top-level statements one at a time in one interpreter state, each under a
+wall-clock and a CPU-time limit, with capped output; `SandboxPool` keeps an interpreter spawned
+ahead so a call never waits for start-up. User code never runs in this process, and `kill()`
+leaves nothing behind: not the interpreter, not a process it started, not its working directory.
+
+What is enforced, and how (each layer reports itself in `Sandbox.enforced`):
+- wall clock: per statement and per call, measured here; on expiry the statement gets SIGINT
+  (its traceback shows where it was), then the whole sandbox is killed after a short grace.
+- CPU time: RLIMIT_CPU; a per-statement soft limit raises an exception in the statement
+  (SIGXCPU), the per-call hard limit kills the process.
+- memory: RLIMIT_AS (address space), so a large allocation fails with MemoryError.
+- processes: a pids cgroup (v1 or v2, where this process may create one) caps the number of
+  processes; without one, RLIMIT_NPROC for non-root users, or for root (whom RLIMIT_NPROC does
+  not bind) an audit hook that counts forks and spawns (ctypes can get past it). The REPL is PID 1
+  of its own PID namespace, so when it dies the kernel kills every process it left; without the
+  namespace we kill its process group and the cgroup's processes.
+- network: a network namespace with no interface but a down loopback (root only); otherwise an
+  audit hook refuses socket connect/bind/send (again, ctypes can get past it).
+- file system: a mount namespace in which every mount is remounted read-only except the
+  session's working directory (root only); RLIMIT_FSIZE caps file sizes everywhere.
+- privileges: as root, the REPL drops every capability except reading and writing files it does
+  not own (mount permissions still apply), and sets no_new_privs.
+- output: the kept output is capped per call; a statement that writes far more is stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from sgl_conveyor.errors import ToolExecutionError
+
+CHILD_SCRIPT = Path(__file__).with_name("sandbox_child.py")
+
+# Statuses of a statement. Every status but "ok" ends the script: later statements are skipped,
+# exactly as `python script.py` stops at the first uncaught exception.
+OK = "ok"
+STATUS_TEXT = {
+    "error": "the statement raised an exception",
+    "exit": "the script called sys.exit()",
+    "timeout": "the statement ran past its wall-clock limit",
+    "cpu": "the statement ran past its CPU-time limit",
+    "memory": "the statement ran out of memory",
+    "crashed": "the interpreter process died",
+    "output_limit": "the statement wrote too much output",
+    "cancelled": "the call was cancelled",
+    "skipped": "an earlier statement ended the script",
+}
+
+
+class SandboxError(ToolExecutionError):
+    """The sandbox itself failed (could not start): not an error of the user's code."""
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """The limits of one sandbox session (one tool call). Set from a spec's `limits`."""
+
+    statement_timeout_s: float = 15.0
+    call_timeout_s: float = 60.0
+    statement_cpu_s: float = 10.0
+    call_cpu_s: float = 40.0
+    memory_mb: int = 2048
+    max_processes: int = 32
+    max_output_bytes: int = 32768
+    output_kill_bytes: int = 8 * 2**20
+    max_file_mb: int = 64
+    max_open_files: int = 256
+    isolate_network: bool = True
+    readonly_filesystem: bool = True
+    pid_namespace: bool = True
+    use_cgroup: bool = True
+    interrupt_grace_s: float = 1.0
+    spawn_timeout_s: float = 20.0
+    threads: int = 1
+    preload: tuple[str, ...] = ()
+
+    @classmethod
+    def from_mapping(cls, limits: Mapping[str, Any]) -> SandboxLimits:
+        """Build from a mapping; unknown keys are an error (a typo must not disable a limit)."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(limits) - set(known))
+        if unknown:
+            raise ValueError(
+                f"unknown sandbox limit(s): {', '.join(unknown)} (known: {', '.join(known)})"
+            )
+        values = dict(limits)
+        if "preload" in values:
+            values["preload"] = tuple(values["preload"])
+        return cls(**values)
+
+
+@dataclass
+class StatementResult:
+    """What one statement did: its output (stdout and stderr interleaved) and how it ended."""
+
+    line: int
+    status: str
+    output: str = ""
+    error: str | None = None
+    elapsed_s: float = 0.0
+    dropped_bytes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- pids cgroup ----------------------------------------------------------------------------
+
+
+class _PidsCgroup:
+    """A pids cgroup of our own (v1 or v2), where this process is allowed to create one."""
+
+    _counter = 0
+    _lock = threading.Lock()
+    _base: Path | bool | None = False  # False: not probed yet
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @classmethod
+    def _find_base(cls) -> Path | None:
+        try:
+            mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+            groups = Path("/proc/self/cgroup").read_text().splitlines()
+        except OSError:
+            return None
+        v1_point = v2_point = None
+        for line in mounts:
+            left, _, right = line.partition(" - ")
+            fstype, _, super_opts = ([*right.split(), "", "", ""])[:3]
+            point = left.split()[4]
+            if fstype == "cgroup" and "pids" in super_opts.split(","):
+                v1_point = point
+            elif fstype == "cgroup2" and v2_point is None:
+                v2_point = point
+        for line in groups:
+            hid, controllers, rel = line.split(":", 2)
+            if v1_point and "pids" in controllers.split(","):
+                return Path(v1_point + rel.rstrip("/"))
+            if hid == "0" and v2_point and not v1_point:
+                base = Path(v2_point + rel.rstrip("/"))
+                with contextlib.suppress(OSError):
+                    if "pids" in (base / "cgroup.subtree_control").read_text().split():
+                        return base
+        return None
+
+    @classmethod
+    def create(cls, max_processes: int) -> _PidsCgroup | None:
+        with cls._lock:
+            if cls._base is False:
+                cls._base = cls._find_base()
+                if cls._base is not None:
+                    cls._remove_stale(cls._base)
+            base = cls._base
+            cls._counter += 1
+            n = cls._counter
+        if base is None:
+            return None
+        path = base / f"sgl-conveyor-{os.getpid()}-{n}"
+        try:
+            path.mkdir()
+        except OSError:
+            return None
+        try:
+            (path / "pids.max").write_text(str(max_processes))
+        except OSError:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+            return None
+        return cls(path)
+
+    @classmethod
+    def _remove_stale(cls, base: Path) -> None:
+        """Remove the cgroups of sandboxes whose owner process died without cleaning up."""
+        with contextlib.suppress(OSError):
+            for p in base.glob("sgl-conveyor-*-*"):
+                owner = p.name.split("-")[2]
+                if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+                    cls(p).remove()
+
+    @property
+    def procs_file(self) -> str:
+        return str(self.path / "cgroup.procs")
+
+    def pids(self) -> list[int]:
+        try:
+            return [int(x) for x in (self.path / "cgroup.procs").read_text().split()]
+        except OSError:
+            return []
+
+    def remove(self, timeout_s: float = 2.0) -> bool:
+        end = time.monotonic() + timeout_s
+        while True:
+            for pid in self.pids():
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            try:
+                self.path.rmdir()
+                return True
+            except FileNotFoundError:
+                return True
+            except OSError:
+                if time.monotonic() > end:
+                    return False
+                time.sleep(0.01)
+
+
+# --- one sandbox -----------------------------------------------------------------------------
+
+
+class Sandbox:
+    """One confined interpreter. Run statements with `run`; end it with `kill`. Thread-safe."""
+
+    def __init__(self, limits: SandboxLimits, data_dir: str | os.PathLike, cache_dir: Path):
+        self.limits = limits
+        self.data_dir = str(data_dir)
+        self._cache_dir = cache_dir
+        self.enforced: dict[str, Any] = {}
+        self._nonce = secrets.token_hex(8).encode()
+        self._cond = threading.Condition()
+        self._run_lock = threading.Lock()
+        self._kill_lock = threading.Lock()
+        self._replies: dict[int, dict[str, Any]] = {}
+        self._ready = False
+        self._eof = False
+        self._killed: str | None = None
+        self._overflow = False
+        self._buf = bytearray()
+        self._stmt_bytes = 0
+        self._dropped = 0
+        self._budget = limits.max_output_bytes
+        self._next_id = 0
+        self._deadline: float | None = None
+        self._cgroup: _PidsCgroup | None = None
+        self._reader: threading.Thread | None = None
+        self.workdir = Path(tempfile.mkdtemp(prefix="sgl-conveyor-sandbox-"))
+        self.spawn_s = 0.0
+        try:
+            self._proc = self._spawn()
+        except BaseException:
+            self._cleanup_files()
+            raise
+
+    # -- start-up --
+
+    def _spawn(self) -> subprocess.Popen:
+        t0 = time.perf_counter()
+        lim = self.limits
+        self.workdir.chmod(0o700)
+        mpl = self.workdir / ".config" / "matplotlib"
+        mpl.mkdir(parents=True)
+        shared_mpl = self._cache_dir / "matplotlib"
+        with contextlib.suppress(OSError):
+            for f in shared_mpl.glob("fontlist-*.json"):
+                shutil.copy2(f, mpl / f.name)
+        if lim.use_cgroup:
+            self._cgroup = _PidsCgroup.create(lim.max_processes)
+        cfg = {
+            "nonce": self._nonce.decode(),
+            "workdir": str(self.workdir),
+            "data_dir": self.data_dir,
+            "cgroup_procs": self._cgroup.procs_file if self._cgroup else None,
+            "isolate_network": lim.isolate_network,
+            "readonly_filesystem": lim.readonly_filesystem,
+            "pid_namespace": lim.pid_namespace,
+            "memory_mb": lim.memory_mb,
+            "call_cpu_s": lim.call_cpu_s,
+            "max_file_mb": lim.max_file_mb,
+            "max_open_files": lim.max_open_files,
+            "max_processes": lim.max_processes,
+            "preload": list(lim.preload),
+        }
+        threads = str(lim.threads)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.workdir),
+            "TMPDIR": str(self.workdir),
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": str(mpl),
+            "OPENBLAS_NUM_THREADS": threads,
+            "OMP_NUM_THREADS": threads,
+            "MKL_NUM_THREADS": threads,
+            "DATA_DIR": self.data_dir,
+            "SGL_CONVEYOR_SANDBOX": "1",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-u", "-B", str(CHILD_SCRIPT), json.dumps(cfg)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+            bufsize=0,
+        )
+        self._proc = proc
+        self._reader = threading.Thread(
+            target=self._read_loop, name=f"sandbox-output-{proc.pid}", daemon=True
+        )
+        self._reader.start()
+        end = time.monotonic() + lim.spawn_timeout_s
+        with self._cond:
+            while not self._ready and not self._eof and time.monotonic() < end:
+                self._cond.wait(0.05)
+            ready, early_output = self._ready, bytes(self._buf)
+            self._buf.clear()
+        if not ready:
+            self.kill()
+            detail = early_output.decode(errors="replace").strip()[-2000:]
+            raise SandboxError(
+                f"the Python sandbox did not start (exit status {proc.poll()}): {detail}"
+            )
+        self.spawn_s = time.perf_counter() - t0
+        return proc
+
+    # -- the output pipe --
+
+    def _read_loop(self) -> None:
+        fd = self._proc.stdout.fileno()
+        marker = b"\x1e" + self._nonce + b" "
+        keep = len(marker) - 1
+        pending = b""
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+        while True:
+            if not poller.poll(200):
+                if self._killed and self._proc.poll() is not None:
+                    break  # a process we could not kill still holds the pipe: stop reading
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            pending += chunk
+            while True:
+                i = pending.find(marker)
+                if i < 0:
+                    if len(pending) > keep:
+                        self._output(pending[:-keep])
+                        pending = pending[-keep:]
+                    break
+                if i:
+                    self._output(pending[:i])
+                j = pending.find(b"\n", i)
+                if j < 0:
+                    pending = pending[i:]
+                    break
+                frame = pending[i + len(marker) : j]
+                pending = pending[j + 1 :]
+                self._reply(json.loads(frame))
+        if pending:
+            self._output(pending)
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def _output(self, data: bytes) -> None:
+        with self._cond:
+            self._stmt_bytes += len(data)
+            kept = data[: max(0, self._budget)]
+            self._budget -= len(kept)
+            self._buf += kept
+            self._dropped += len(data) - len(kept)
+            if self._stmt_bytes > self.limits.output_kill_bytes and not self._overflow:
+                self._overflow = True
+                self._cond.notify_all()
+
+    def _reply(self, frame: dict[str, Any]) -> None:
+        with self._cond:
+            if frame.get("ready"):
+                self._ready = True
+                self.enforced = frame.get("enforced", {})
+            else:
+                self._replies[frame["id"]] = frame
+            self._cond.notify_all()
+
+    # -- running statements --
+
+    @property
+    def alive(self) -> bool:
+        return self._killed is None and not self._eof and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def begin_call(self) -> None:
+        """Start the per-call clock (an idle pre-spawned sandbox does not use it up)."""
+        self._deadline = time.monotonic() + self.limits.call_timeout_s
+
+    def run(
+        self, code: str, line: int = 1, *, cancelled: threading.Event | None = None
+    ) -> StatementResult:
+        """Run one top-level statement (or block) whose first line is `line` in the script."""
+        with self._run_lock:
+            return self._run(code, line, cancelled)
+
+    def _run(self, code: str, line: int, cancelled: threading.Event | None) -> StatementResult:
+        lim = self.limits
+        if self._deadline is None:
+            self.begin_call()
+        if not self.alive:
+            return StatementResult(
+                line, "crashed", error=self._death_text(line, before=True), dropped_bytes=0
+            )
+        left = self._deadline - time.monotonic()
+        per_call = left < lim.statement_timeout_s
+        timeout = max(0.0, min(lim.statement_timeout_s, left))
+        with self._cond:
+            self._next_id += 1
+            rid = self._next_id
+            self._stmt_bytes = 0
+            self._overflow = False
+        req = {"id": rid, "code": code, "line": line, "cpu_s": lim.statement_cpu_s}
+        t0 = time.monotonic()
+        try:
+            _write_all(self._proc.stdin.fileno(), json.dumps(req).encode() + b"\n")
+        except OSError:
+            pass  # the process is gone: the wait below sees end-of-file
+        outcome = self._wait(rid, t0 + timeout, cancelled)
+        interrupted = None
+        if outcome == "timeout":
+            # Interrupt first: the traceback tells the model where its code was stuck.
+            with contextlib.suppress(OSError):
+                os.kill(self._proc.pid, signal.SIGINT)
+            if self._wait(rid, time.monotonic() + lim.interrupt_grace_s, None) == "reply":
+                with self._cond:
+                    interrupted = self._replies.pop(rid, None)
+            self.kill("timeout")
+        elif outcome == "overflow":
+            self.kill("output_limit")
+        elif outcome == "cancelled":
+            self.kill("cancelled")
+        elapsed = time.monotonic() - t0
+        with self._cond:
+            frame = self._replies.pop(rid, None) if outcome == "reply" else None
+            out = bytes(self._buf)
+            self._buf.clear()
+            dropped, self._dropped = self._dropped, 0
+        output = out.decode("utf-8", errors="replace")
+        if outcome == "reply":
+            status, error = frame["status"], frame.get("error")
+            if status == "exit":
+                status = "exit"
+            elif status == "interrupted":  # a SIGINT that was not ours: plain error
+                status = "error"
+            if status == "memory" and error:
+                error += f"(the sandbox allows {lim.memory_mb} MB of memory)\n"
+            return StatementResult(line, status, output, error, frame["elapsed_s"], dropped)
+        if outcome == "timeout":
+            limit = left if per_call else lim.statement_timeout_s
+            which = "the call's" if per_call else "its"
+            text = (
+                f"TimeoutError: the statement starting at line {line} ran longer than "
+                f"{which} wall-clock limit of {limit:.3g} s and was stopped\n"
+            )
+            tb = (interrupted or {}).get("error") or ""
+            tb = tb[: -len("KeyboardInterrupt\n")] if tb.endswith("KeyboardInterrupt\n") else ""
+            return StatementResult(line, "timeout", output, tb + text, elapsed, dropped)
+        if outcome == "overflow":
+            text = (
+                f"OutputLimitError: the statement starting at line {line} wrote more than "
+                f"{lim.output_kill_bytes} bytes of output and was stopped\n"
+            )
+            return StatementResult(line, "output_limit", output, text, elapsed, dropped)
+        if outcome == "cancelled":
+            return StatementResult(line, "cancelled", output, "the call was cancelled\n", elapsed)
+        return StatementResult(
+            line, "crashed", output, self._death_text(line), elapsed, dropped_bytes=dropped
+        )
+
+    def _wait(self, rid: int, until: float, cancelled: threading.Event | None) -> str:
+        with self._cond:
+            while True:
+                if rid in self._replies:
+                    return "reply"
+                if self._overflow:
+                    return "overflow"
+                if self._killed:
+                    return "cancelled"  # killed from another thread: an abort or an undo
+                if self._eof:
+                    return "eof"
+                if cancelled is not None and cancelled.is_set():
+                    return "cancelled"
+                left = until - time.monotonic()
+                if left <= 0:
+                    return "timeout"
+                self._cond.wait(min(left, 0.05))
+
+    def _death_text(self, line: int, before: bool = False) -> str:
+        code = None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            code = self._proc.wait(timeout=2.0)
+        if code is None:
+            how = "it stopped answering"
+        elif code > 128 or code < 0:
+            sig = code - 128 if code > 128 else -code
+            try:
+                name = signal.Signals(sig).name
+            except ValueError:
+                name = f"signal {sig}"
+            how = f"killed by {name}"
+            if sig == signal.SIGKILL:
+                how += (
+                    f" (the call's CPU-time limit of {self.limits.call_cpu_s:g} s, or the "
+                    "memory limit, is the usual cause)"
+                )
+        else:
+            how = f"exit status {code}"
+        when = "before" if before else "during"
+        return (
+            f"SandboxCrash: the Python process died {when} the statement starting at line "
+            f"{line} ({how}); its state was lost\n"
+        )
+
+    # -- the end --
+
+    def kill(self, reason: str = "killed") -> None:
+        """Kill the interpreter and everything it started; remove its files. Idempotent."""
+        with self._kill_lock:
+            if self._killed is not None and self._proc.poll() is not None:
+                return
+            with self._cond:
+                if self._killed is None:
+                    self._killed = reason
+                self._cond.notify_all()
+            proc = self._proc
+            if proc.poll() is None:
+                # The supervisor turns SIGTERM into SIGKILL of the REPL; the kernel then kills
+                # the REPL's whole PID namespace before the supervisor's wait returns.
+                with contextlib.suppress(OSError):
+                    os.kill(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=2.0)
+                except subprocess.TimeoutExpired:
+                    pass
+            # Without a PID namespace, forked children live on in the process group and cgroup.
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            if proc.poll() is None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=2.0)
+            if self._cgroup is not None:
+                self._cgroup.remove()
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        if self._reader is not None and self._reader is not threading.current_thread():
+            self._reader.join(timeout=5.0)
+        with contextlib.suppress(OSError):
+            proc.stdout.close()
+        self._cleanup_files()
+
+    def _cleanup_files(self) -> None:
+        mpl = self.workdir / ".config" / "matplotlib"
+        shared = self._cache_dir / "matplotlib"
+        with contextlib.suppress(OSError):
+            # Keep matplotlib's font cache for the next sandboxes: building it takes seconds.
+            for f in mpl.glob("fontlist-*.json"):
+                if not (shared / f.name).exists():
+                    shared.mkdir(parents=True, exist_ok=True)
+                    tmp = shared / f".{f.name}.{os.getpid()}.tmp"
+                    shutil.copy2(f, tmp)
+                    os.replace(tmp, shared / f.name)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+# --- the pool --------------------------------------------------------------------------------
+
+
+@dataclass
+class SandboxPool:
+    """Keeps `size` sandboxes spawned ahead. `acquire` hands one out and spawns a replacement.
+
+    A sandbox serves one call and is then killed: no state leaks from one call to the next.
+    """
+
+    limits: SandboxLimits
+    data_dir: str
+    cache_dir: Path
+    size: int = 1
+    _ready: deque = field(default_factory=deque, init=False)
+    _pending: list = field(default_factory=list, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _executor: ThreadPoolExecutor | None = field(default=None, init=False)
+    _closed: bool = field(default=False, init=False)
+
+    def _spawn(self) -> Sandbox:
+        return Sandbox(self.limits, self.data_dir, self.cache_dir)
+
+    def acquire(self) -> Future:
+        """A future of a fresh sandbox: already resolved when one was waiting in the pool."""
+        with self._lock:
+            if self._closed:
+                raise SandboxError("the sandbox pool is closed")
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(2, thread_name_prefix="sandbox-spawn")
+            fut: Future | None = None
+            while self._ready:
+                sb = self._ready.popleft()
+                if sb.alive:
+                    fut = Future()
+                    fut.set_result(sb)
+                    break
+                sb.kill()
+            if fut is None and self._pending:
+                fut = self._pending.pop(0)  # a replacement already on its way
+            if fut is None:
+                fut = self._executor.submit(self._spawn)
+            self._refill()
+        return fut
+
+    def warm(self) -> None:
+        """Spawn the pool's sandboxes now, in the background."""
+        with self._lock:
+            if self._closed:
+                return
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(2, thread_name_prefix="sandbox-spawn")
+            self._refill()
+
+    def _refill(self) -> None:
+        while len(self._ready) + len(self._pending) < self.size:
+            f = self._executor.submit(self._spawn)
+            self._pending.append(f)
+            f.add_done_callback(self._refilled)
+
+    def _refilled(self, f: Future) -> None:
+        with self._lock:
+            if f not in self._pending:
+                return  # claimed by a call, which owns the sandbox now
+            self._pending.remove(f)
+            if f.exception() is not None:
+                return
+            if self._closed:
+                f.result().kill()
+            else:
+                self._ready.append(f.result())
+
+    def close(self) -> None:
+        """Kill the waiting sandboxes and stop the spawner thread."""
+        with self._lock:
+            self._closed = True
+            ready, self._ready = list(self._ready), deque()
+            pending, self._pending = list(self._pending), []
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+        for f in pending:
+            if f.exception() is None:
+                f.result().kill()
+        for sb in ready:
+            sb.kill()
