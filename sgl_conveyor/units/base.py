@@ -38,10 +38,13 @@ class Unit:
     index:   0-based position among all units the detector emitted for this call.
     pattern: index of the UnitPattern that matched (0 for single-pattern detectors).
     value:   the parsed JSON value, or the text of the statement / line / plan step.
-    text:    the unit's source text exactly as streamed (a JSON literal with its quotes and
-             escapes, or the statement's text).
-    start, end: offsets of `text` in the whole stream, end exclusive.
-    meta:    detector-specific facts, e.g. a plan step's `step`, `tool`, `args`, `deps`.
+    text:    the unit's source text: a JSON literal exactly as streamed (quotes and escapes
+             included), or the piece of a split string (statement, line, step) as decoded.
+    start, end: offsets of `text`, end exclusive: in the whole stream for JSON values and for
+             text calls; for a piece of a split JSON string, in the *decoded* string (the
+             stream holds it escaped, so stream offsets would not slice to `text`).
+    meta:    detector-specific facts, e.g. a plan step's `id`, `tool`, `args`, `deps`; a Python
+             statement's `kind` and `line`.
     """
 
     path: str
@@ -90,4 +93,34 @@ class UnitDetector(Protocol):
 
     def value(self) -> Any:
         """The whole parsed call once complete (the JSON value, or the text)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """One finished piece of a split text (a statement, a line, a plan step).
+
+    `start`/`end` are offsets in the text given to the splitter, end exclusive; `text` is that
+    slice (a splitter may trim line terminators or surrounding blanks from it).
+    """
+
+    text: str
+    start: int
+    end: int
+    meta: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+
+class TextSplitter(Protocol):
+    """Incremental splitting of streamed text into pieces that can no longer change.
+
+    Same guarantees as a UnitDetector: pieces come out once, in order, identical whatever the
+    chunking; work is linear in the text fed. Errors are `UnitError`s with offsets in the text.
+    """
+
+    def feed(self, text: str) -> list[Piece]:
+        """Consume more text; return the pieces that became final."""
+        ...
+
+    def finish(self) -> list[Piece]:
+        """The text ended: return the last pieces (raises `IncompleteError` if cut)."""
         ...

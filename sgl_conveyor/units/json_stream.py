@@ -1,0 +1,993 @@
+"""Incremental, strict JSON parsing that emits each value at a unit pattern's path once it is final.
+
+Every character is looked at once (string contents and digit runs are skipped by precompiled
+regexes), so the cost per token is small and constant. It must never emit a unit from text after
+the first invalid character, nor raise anything but `UnitError` for bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sgl_conveyor.errors import IncompleteError, UnitError, UnitSchemaError
+from sgl_conveyor.units.base import Piece, TextSplitter, Unit, UnitPattern
+from sgl_conveyor.units.text import make_splitter
+
+__all__ = ["JsonUnitDetector"]
+
+# Parser states.
+_VALUE = 0  # a value must come (top level, after `:`, after `,` in an array)
+_ARR_FIRST = 1  # after `[`: a value or `]`
+_OBJ_FIRST = 2  # after `{`: a key or `}`
+_KEY = 3  # after `,` in an object: a key
+_COLON = 4
+_AFTER = 5  # after a value in a container: `,` or the closing bracket
+_STRING = 6  # inside a string (a key or a value)
+_NUMBER = 7
+_LITERAL = 8  # inside true / false / null
+_DONE = 9
+
+# Number states: where we are in -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?
+_N_MINUS, _N_ZERO, _N_INT, _N_DOT, _N_FRAC, _N_E, _N_ESIGN, _N_EXP = range(8)
+_N_CAN_END = (False, True, True, False, True, False, False, True)
+_N_NAMES = ("after '-'", "", "", "after '.'", "", "after the exponent mark", "after its sign", "")
+
+_WS = " \t\n\r"
+_WS_RUN = re.compile(r"[ \t\n\r]+")
+_STR_RUN = re.compile(r'[^"\\\x00-\x1f]*')  # string characters that need no attention
+_DIGITS = re.compile(r"[0-9]*")
+_HEX = frozenset("0123456789abcdefABCDEF")
+_SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r"}
+_SIMPLE_ESCAPES["t"] = "\t"
+_LITERALS = {"t": ("true", True), "f": ("false", False), "n": ("null", None)}
+_NUMBER_START = "-0123456789"
+_NONE: tuple[int, ...] = ()
+
+
+def _pointer_segments(path: str) -> tuple[str, ...]:
+    """`/a/*/b~1c` -> ("a", "*", "b/c"). `*` is always a wildcard."""
+    if path == "":
+        return ()
+    if not path.startswith("/"):
+        raise ValueError(f"a unit pattern path is a JSON pointer starting with '/': {path!r}")
+    return tuple(t.replace("~1", "/").replace("~0", "~") for t in path[1:].split("/"))
+
+
+def _escape_segment(seg: str) -> str:
+    return seg.replace("~", "~0").replace("/", "~1") if ("~" in seg or "/" in seg) else seg
+
+
+# --- schema: only what can be checked at a value's first character, cheaply and for certain ----
+
+
+def _first_chars(value: Any) -> str:
+    """First characters a JSON text of `value` can start with."""
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    if value is None:
+        return "n"
+    if isinstance(value, str):
+        return '"'
+    if isinstance(value, (int, float)):
+        return _NUMBER_START
+    if isinstance(value, list):
+        return "["
+    if isinstance(value, dict):
+        return "{"
+    return ""
+
+
+_TYPE_CHARS = {
+    "string": '"',
+    "object": "{",
+    "array": "[",
+    "boolean": "tf",
+    "null": "n",
+    "number": _NUMBER_START,
+    "integer": _NUMBER_START,
+}
+
+
+class _Schema:
+    """One schema object, compiled lazily. Keywords are conjunctive in JSON Schema, so using
+    only some of them (and ignoring anyOf/oneOf/allOf/not/if branches, unevaluated*, formats,
+    bounds...) can miss violations but never reports a false one."""
+
+    __slots__ = (
+        "_ctx",
+        "enum",
+        "extra",
+        "first",
+        "items",
+        "keys_unknown",
+        "max_items",
+        "min_items",
+        "pattern_props",
+        "prefix",
+        "props",
+        "required",
+    )
+
+    def __init__(self, ctx: _SchemaContext, raw: Mapping[str, Any]) -> None:
+        self._ctx = ctx
+        first: set[str] | None = None
+        types = raw.get("type")
+        if isinstance(types, str):
+            types = [types]
+        if isinstance(types, list) and all(t in _TYPE_CHARS for t in types):
+            first = set("".join(_TYPE_CHARS[t] for t in types))
+        enum: tuple[str, ...] | None = None
+        if "const" in raw:
+            c = raw["const"]
+            first = set(_first_chars(c)) & (first if first is not None else set(_first_chars(c)))
+            enum = (c,) if isinstance(c, str) else ()
+        if isinstance(raw.get("enum"), list):
+            values = raw["enum"]
+            allowed = set("".join(_first_chars(v) for v in values))
+            first = allowed if first is None else first & allowed
+            strings = tuple(v for v in values if isinstance(v, str))
+            enum = strings if enum is None else tuple(s for s in enum if s in strings)
+        self.first = frozenset(first) if first is not None else None
+        self.enum = enum if enum else None
+        props = raw.get("properties")
+        self.props = props if isinstance(props, Mapping) else None
+        self.pattern_props: list[tuple[re.Pattern[str], Any]] | None = None
+        self.keys_unknown = False
+        pats = raw.get("patternProperties")
+        if isinstance(pats, Mapping) and pats:
+            try:
+                self.pattern_props = [(re.compile(p), s) for p, s in pats.items()]
+            except (re.error, TypeError):
+                self.keys_unknown = True  # a regex Python cannot read: no key checks here
+        self.extra = raw.get("additionalProperties", True)
+        req = raw.get("required")
+        self.required = tuple(k for k in req if isinstance(k, str)) if isinstance(req, list) else ()
+        items = raw.get("items", True)
+        prefix = raw.get("prefixItems")
+        if isinstance(items, list):  # draft 7 tuple form
+            prefix, items = items, raw.get("additionalItems", True)
+        self.prefix = prefix if isinstance(prefix, list) else None
+        self.items = items
+        mx, mn = raw.get("maxItems"), raw.get("minItems")
+        self.max_items = mx if isinstance(mx, int) and not isinstance(mx, bool) else None
+        self.min_items = mn if isinstance(mn, int) and not isinstance(mn, bool) else None
+
+    def prop(self, key: str) -> _Schema | None:
+        """The schema of the value at `key` (`_FALSE` if no value is allowed there)."""
+        if self.props is not None and key in self.props:
+            return self._ctx.node(self.props[key])
+        if self.pattern_props:
+            for rx, sub in self.pattern_props:
+                if rx.search(key):
+                    return self._ctx.node(sub)
+        if self.keys_unknown:
+            return None
+        return self._ctx.node(self.extra)
+
+    def item(self, index: int) -> _Schema | None:
+        if self.prefix is not None and index < len(self.prefix):
+            return self._ctx.node(self.prefix[index])
+        return self._ctx.node(self.items)
+
+
+class _False(_Schema):
+    """The schema `false`: nothing is allowed."""
+
+    def __init__(self) -> None:
+        self.first = frozenset()
+        self.enum = None
+        self.props = self.pattern_props = self.prefix = None
+        self.keys_unknown = False
+        self.extra = self.items = False
+        self.required = ()
+        self.max_items = self.min_items = None
+
+
+_FALSE = _False()
+
+
+class _SchemaContext:
+    """A root schema and its compiled nodes (kept alive by the root, so ids are stable)."""
+
+    def __init__(self, root: Any) -> None:
+        self.root = root
+        self._nodes: dict[int, _Schema | None] = {}
+
+    def node(self, raw: Any) -> _Schema | None:
+        raw = self._deref(raw)
+        if raw is False:
+            return _FALSE
+        if not isinstance(raw, Mapping):
+            return None  # `true`, or something we cannot follow: no checks
+        key = id(raw)
+        try:
+            return self._nodes[key]
+        except KeyError:
+            pass
+        node: _Schema | None = _Schema(self, raw)
+        if (
+            node.first is None
+            and node.enum is None
+            and node.props is None
+            and node.pattern_props is None
+            and node.extra is True
+            and not node.required
+            and node.prefix is None
+            and node.items is True
+            and node.max_items is None
+            and node.min_items is None
+        ):
+            node = None
+        self._nodes[key] = node
+        return node
+
+    def _deref(self, raw: Any) -> Any:
+        for _ in range(32):
+            if not isinstance(raw, Mapping) or "$ref" not in raw:
+                return raw
+            ref = raw["$ref"]
+            if not isinstance(ref, str) or not ref.startswith("#"):
+                return None
+            target: Any = self.root
+            try:
+                for token in _pointer_segments(ref[1:]):
+                    target = target[int(token) if isinstance(target, list) else token]
+            except (KeyError, IndexError, ValueError, TypeError):
+                return None
+            raw = target
+        return None
+
+
+_CONTEXTS: dict[int, tuple[Any, _SchemaContext]] = {}
+
+
+def _schema_context(schema: Mapping[str, Any] | bool) -> _SchemaContext:
+    """One compiled context per schema object, shared by the detectors of all its calls."""
+    got = _CONTEXTS.get(id(schema))
+    if got is not None and got[0] is schema:
+        return got[1]
+    if len(_CONTEXTS) >= 256:
+        _CONTEXTS.clear()
+    ctx = _SchemaContext(schema)
+    _CONTEXTS[id(schema)] = (schema, ctx)  # holding the schema keeps its id from being reused
+    return ctx
+
+
+# --- the detector ---------------------------------------------------------------------------
+
+
+class _Frame:
+    """An open object or array."""
+
+    __slots__ = (
+        "alive",
+        "c_alive",
+        "c_match",
+        "c_path",
+        "c_schema",
+        "count",
+        "depth",
+        "key_end",
+        "key_start",
+        "match",
+        "obj",
+        "path",
+        "schema",
+        "seen",
+        "start",
+    )
+
+    def __init__(
+        self,
+        obj: bool,
+        start: int,
+        depth: int,
+        path: str | None,
+        match: tuple[int, ...],
+        alive: tuple[int, ...],
+        schema: _Schema | None,
+    ) -> None:
+        self.obj = obj
+        self.start = start
+        self.depth = depth  # number of segments in this container's path
+        self.path = path  # None when no pattern can match here or below
+        self.match = match  # patterns matching this container
+        self.alive = alive  # patterns that may match something below
+        self.schema = schema
+        self.count = 0  # members so far
+        self.key_start = self.key_end = -1  # the current member's key (objects)
+        self.c_match = self.c_alive = _NONE  # the current member's patterns (objects)
+        self.c_path: str | None = None
+        self.c_schema: _Schema | None = None
+        self.seen: set[str] | None = set() if schema is not None and schema.required else None
+
+
+class _Sink:
+    """A split pattern feeding an open string's decoded text to its splitter."""
+
+    __slots__ = ("count", "path", "pattern", "splitter")
+
+    def __init__(self, pattern: int, path: str, splitter: TextSplitter) -> None:
+        self.pattern = pattern
+        self.path = path
+        self.splitter = splitter
+        self.count = 0
+
+
+class JsonUnitDetector:
+    """A UnitDetector for a JSON document (a tool call's arguments), strict RFC 8259.
+
+    Emits a Unit for each value whose JSON pointer matches a pattern, the moment it is final:
+    a string at its closing quote, `true`/`false`/`null` at their last letter, an object or
+    array at its closing bracket, and a number when the next character proves it ended
+    (whitespace, `,`, `]`, `}`; a top-level number at whitespace or `finish()`). `value` is what
+    `json.loads` gives for the literal, `text` the literal as streamed, `start`/`end` its offsets
+    in the stream. A value matching several patterns gives one Unit per pattern, in pattern
+    order; inner values finish first. A duplicate key gives a unit for each of its values.
+
+    A string at a `split` pattern streams its decoded content into the splitter while it is still
+    open; each piece is a Unit at `f"{path}#{k}"` whose value and text are the piece's decoded
+    text and whose `start`/`end` are offsets in the decoded string (not in the stream). A split
+    pattern on a value that is not a string raises `UnitSchemaError`.
+
+    The document ends at its top-level value: `complete` becomes True there, `consumed` stops
+    there, and any text after it (whitespace, a closing fence, junk) is ignored; the caller stops
+    reading. Before the first value only whitespace is allowed.
+
+    With `schema`, documents that cannot match are rejected at the first character that proves
+    it (`UnitSchemaError`): a value of the wrong type at its first character, a property whose
+    schema is `false` (e.g. not allowed by `additionalProperties: false`) at its key's closing
+    quote, a string that can no longer equal any `enum`/`const` string (while it has no escape),
+    an item past `maxItems`, and at a container's end a missing `required` key or too few items.
+    `properties`, `patternProperties`, `additionalProperties`, `items`, `prefixItems` and local
+    `$ref`s are followed; other keywords are left to the full validation of finished values.
+
+    After an error the detector is dead: `feed` and `finish` raise the same error again. A chunk
+    that contains an invalid character returns no units at all (the call is going to be aborted).
+    """
+
+    def __init__(
+        self, patterns: Sequence[UnitPattern], schema: Mapping[str, Any] | bool | None = None
+    ) -> None:
+        self.patterns = tuple(patterns)
+        self._psegs = tuple(_pointer_segments(p.path) for p in self.patterns)
+        for p in self.patterns:
+            if p.split is not None:
+                make_splitter(p.split)  # unknown names fail here, not mid-stream
+        self._splits = tuple(p.split for p in self.patterns)
+        self._has_split = any(self._splits)
+        self._schema = _schema_context(schema).node(schema) if schema is not None else None
+        self._root_match = tuple(k for k, s in enumerate(self._psegs) if not s)
+        self._root_alive = tuple(k for k, s in enumerate(self._psegs) if s)
+
+        self._chunks: list[str] = []
+        self._starts: list[int] = []
+        self._total = 0
+        self._state = _VALUE
+        self._stack: list[_Frame] = []
+        self._index = 0
+        self._doc_start = -1
+        self._doc_end = -1
+        self._error: UnitError | None = None
+        self._finished = False
+        self._value: Any = None
+        self._has_value = False
+
+        # The scalar being parsed.
+        self._v_start = -1
+        self._v_match = _NONE
+        self._v_path: str | None = None
+        self._in_key = False
+        self._esc: str | None = None  # characters after a backslash, while an escape is open
+        self._enum: tuple[str, ...] | None = None  # enum strings still to check the prefix of
+        self._enum_text = ""
+        self._nstate = _N_MINUS
+        self._lit = ""
+        self._lit_i = 0
+        self._lit_value: Any = None
+
+        # An open string at split patterns: its sinks and decoded text not yet given to them.
+        self._sinks: list[_Sink] | None = None
+        self._dec: list[str] = []
+        self._dec_len = 0  # decoded characters so far (given or pending)
+        self._dec_map: list[tuple[int, int, bool]] = []  # (decoded offset, stream offset, raw)
+        self._hi: tuple[str, int] | None = None  # a high-surrogate escape awaiting its pair
+
+    # --- protocol ---------------------------------------------------------------------------
+
+    def feed(self, chunk: str) -> list[Unit]:
+        if self._error is not None:
+            raise self._error
+        if self._finished:
+            raise RuntimeError("feed() after finish()")
+        if not chunk or self._state == _DONE:
+            return []
+        base = self._total
+        self._chunks.append(chunk)
+        self._starts.append(base)
+        self._total += len(chunk)
+        out: list[Unit] = []
+        try:
+            self._run(chunk, base, out)
+            if self._dec:
+                self._flush_split(out)
+        except UnitError as e:
+            self._error = e
+            raise
+        return out
+
+    def finish(self) -> list[Unit]:
+        if self._error is not None:
+            raise self._error
+        if self._finished:
+            return []
+        self._finished = True
+        out: list[Unit] = []
+        try:
+            if self._state == _NUMBER and not self._stack and _N_CAN_END[self._nstate]:
+                self._state = self._end_number(self._total, out)
+            if self._state != _DONE:
+                raise IncompleteError(self._incomplete_message(), offset=self._total)
+        except UnitError as e:
+            self._error = e
+            raise
+        return out
+
+    @property
+    def complete(self) -> bool:
+        return self._state == _DONE
+
+    @property
+    def consumed(self) -> int:
+        return self._doc_end if self._state == _DONE else self._total
+
+    def value(self) -> Any:
+        """The whole document as `json.loads` gives it (once complete)."""
+        if self._state != _DONE:
+            raise IncompleteError("the JSON document is not complete yet", offset=self._total)
+        if not self._has_value:
+            self._value = json.loads(self._slice(self._doc_start, self._doc_end))
+            self._has_value = True
+        return self._value
+
+    # --- the scanner ------------------------------------------------------------------------
+
+    def _run(self, s: str, base: int, out: list[Unit]) -> None:
+        n = len(s)
+        i = 0
+        state = self._state
+        stack = self._stack
+        while i < n:
+            if state == _STRING:
+                if self._esc is not None:
+                    i = self._escape(s, i, base)
+                    continue
+                j = _STR_RUN.match(s, i).end()
+                if j != i:
+                    if self._sinks is not None:
+                        self._decoded(s[i:j], base + i, True)
+                    if self._enum is not None:
+                        self._enum_prefix(s[i:j])
+                    if j == n:
+                        break
+                c = s[j]
+                i = j + 1
+                if c == '"':
+                    state = (
+                        self._key_end(base + i) if self._in_key else self._string_end(base + i, out)
+                    )
+                elif c == "\\":
+                    self._esc = ""
+                else:
+                    self._fail(f"control character {c!r} in a string", base + j)
+                continue
+            if state == _NUMBER:
+                self._state = state
+                i = self._number(s, i, base, out)
+                state = self._state
+                continue
+            if state == _LITERAL:
+                word = self._lit
+                k = self._lit_i
+                m = min(len(word) - k, n - i)
+                if s[i : i + m] != word[k : k + m]:
+                    bad = next(x for x in range(m) if s[i + x] != word[k + x])
+                    self._fail(f"invalid literal (expected {word!r})", base + i + bad)
+                i += m
+                k += m
+                self._lit_i = k
+                if k == len(word):
+                    state = self._scalar_end(base + i, self._lit_value, out)
+                continue
+            c = s[i]
+            if c in _WS:
+                i = _WS_RUN.match(s, i).end()
+                continue
+            if state == _AFTER:
+                fr = stack[-1]
+                if c == ",":
+                    state = _KEY if fr.obj else _VALUE
+                    i += 1
+                elif c == ("}" if fr.obj else "]"):
+                    i += 1
+                    state = self._container_end(base + i, out)
+                else:
+                    expected = "',' or '}'" if fr.obj else "',' or ']'"
+                    self._fail(f"expected {expected}, got {c!r}", base + i)
+            elif state in (_VALUE, _ARR_FIRST):
+                if c == "]" and state == _ARR_FIRST:
+                    i += 1
+                    state = self._container_end(base + i, out)
+                else:
+                    state = self._value_start(c, base + i)
+                    i += 1
+            elif state in (_OBJ_FIRST, _KEY):
+                if c == '"':
+                    stack[-1].key_start = base + i
+                    self._in_key = True
+                    state = _STRING
+                    i += 1
+                elif c == "}" and state == _OBJ_FIRST:
+                    i += 1
+                    state = self._container_end(base + i, out)
+                else:
+                    self._fail(f"expected a property name in double quotes, got {c!r}", base + i)
+            elif state == _COLON:
+                if c != ":":
+                    self._fail(f"expected ':', got {c!r}", base + i)
+                state = _VALUE
+                i += 1
+            else:  # _DONE: the rest of the stream is not part of the document
+                break
+        self._state = state
+
+    # --- values -----------------------------------------------------------------------------
+
+    def _value_start(self, c: str, off: int) -> int:
+        """The first character of a value: find its patterns and schema, check its type."""
+        stack = self._stack
+        if c not in '"{[tfn-0123456789':
+            self._fail(f"expected a JSON value, got {c!r}", off)
+        if stack:
+            fr = stack[-1]
+            if fr.obj:
+                match, alive, path, sch = fr.c_match, fr.c_alive, fr.c_path, fr.c_schema
+            else:
+                idx = fr.count
+                fr.count = idx + 1
+                sch = None
+                if fr.schema is not None:
+                    mx = fr.schema.max_items
+                    if mx is not None and idx >= mx:
+                        self._schema_fail(f"more than {mx} items", off)
+                    sch = fr.schema.item(idx)
+                if fr.alive:
+                    match, alive, path = self._descend(fr.alive, fr.depth, str(idx), fr.path)
+                else:
+                    match = alive = _NONE
+                    path = None
+        else:
+            self._doc_start = off
+            match, alive, path, sch = self._root_match, self._root_alive, "", self._schema
+        if sch is not None and sch.first is not None and c not in sch.first:
+            if sch is _FALSE:
+                self._schema_fail("no value is allowed here", off)
+            self._schema_fail(f"{_describe(sch.first)} expected, got {_kind(c)}", off)
+        if c == '"':
+            self._v_start = off
+            self._v_match = match
+            self._v_path = path
+            self._in_key = False
+            if self._has_split and match:
+                self._open_sinks(match, path)
+            if sch is not None and sch.enum is not None:
+                self._enum = sch.enum
+                self._enum_text = ""
+            return _STRING
+        if self._has_split and any(self._splits[p] for p in match):
+            self._schema_fail(f"a split pattern needs a string, got {_kind(c)}", off)
+        if c == "{" or c == "[":
+            stack.append(_Frame(c == "{", off, len(stack), path, match, alive, sch))
+            return _OBJ_FIRST if c == "{" else _ARR_FIRST
+        self._v_start = off
+        self._v_match = match
+        self._v_path = path
+        if c in _LITERALS:
+            self._lit, self._lit_value = _LITERALS[c]
+            self._lit_i = 1
+            return _LITERAL
+        self._nstate = _N_MINUS if c == "-" else _N_ZERO if c == "0" else _N_INT
+        return _NUMBER
+
+    def _descend(
+        self, alive: tuple[int, ...], depth: int, seg: str, path: str | None
+    ) -> tuple[tuple[int, ...], tuple[int, ...], str | None]:
+        """Patterns matching a member (`match`) and those that may match below it (`alive`)."""
+        match: list[int] = []
+        below: list[int] = []
+        for p in alive:
+            segs = self._psegs[p]
+            t = segs[depth]
+            if t == "*" or t == seg:
+                (match if len(segs) == depth + 1 else below).append(p)
+        if not match and not below:
+            return _NONE, _NONE, None
+        return tuple(match), tuple(below), f"{path}/{_escape_segment(seg)}"
+
+    def _after(self, end: int) -> int:
+        if self._stack:
+            return _AFTER
+        self._doc_end = end
+        return _DONE
+
+    def _scalar_end(self, end: int, value: Any, out: list[Unit]) -> int:
+        match = self._v_match
+        if match:
+            text = self._slice(self._v_start, end)
+            for p in match:
+                self._emit(out, self._v_path, p, value, text, self._v_start, end)
+            if self._v_start == self._doc_start:
+                self._value, self._has_value = value, True
+        return self._after(end)
+
+    def _container_end(self, end: int, out: list[Unit]) -> int:
+        fr = self._stack.pop()
+        sch = fr.schema
+        if sch is not None:
+            if fr.seen is not None:
+                missing = [k for k in sch.required if k not in fr.seen]
+                if missing:
+                    self._stack.append(fr)  # so the error names this object's path
+                    self._schema_fail(f"missing required property {missing[0]!r}", end - 1)
+            if sch.min_items is not None and not fr.obj and fr.count < sch.min_items:
+                self._stack.append(fr)
+                self._schema_fail(f"fewer than {sch.min_items} items", end - 1)
+        if fr.match:
+            text = self._slice(fr.start, end)
+            value = json.loads(text)
+            for p in fr.match:
+                self._emit(out, fr.path, p, value, text, fr.start, end)
+            if not self._stack:
+                self._value, self._has_value = value, True
+        return self._after(end)
+
+    def _emit(
+        self,
+        out: list[Unit],
+        path: str | None,
+        pattern: int,
+        value: Any,
+        text: str,
+        start: int,
+        end: int,
+    ) -> None:
+        out.append(Unit(path or "", self._index, value, text, start, end, pattern))
+        self._index += 1
+
+    # --- strings ----------------------------------------------------------------------------
+
+    def _key_end(self, end: int) -> int:
+        """A property name closed: find the member's patterns and schema."""
+        fr = self._stack[-1]
+        fr.key_end = end
+        fr.count += 1
+        if not fr.alive and fr.schema is None:
+            fr.c_match = fr.c_alive = _NONE
+            fr.c_path = fr.c_schema = None
+            return _COLON
+        key = self._key(fr)
+        if fr.schema is not None:
+            sch = fr.schema.prop(key)
+            if sch is _FALSE:
+                self._schema_fail(f"property {key!r} is not allowed", end - 1)
+            if fr.seen is not None:
+                fr.seen.add(key)
+            fr.c_schema = sch
+        else:
+            fr.c_schema = None
+        if fr.alive:
+            fr.c_match, fr.c_alive, fr.c_path = self._descend(fr.alive, fr.depth, key, fr.path)
+        else:
+            fr.c_match = fr.c_alive = _NONE
+            fr.c_path = None
+        return _COLON
+
+    def _key(self, fr: _Frame) -> str:
+        raw = self._slice(fr.key_start, fr.key_end)
+        return json.loads(raw) if "\\" in raw else raw[1:-1]
+
+    def _string_end(self, end: int, out: list[Unit]) -> int:
+        start = self._v_start
+        if self._enum is not None:
+            if self._enum_text not in self._enum:
+                self._schema_fail(f"{self._enum_text!r} is not one of the allowed values", end - 1)
+            self._enum = None
+        match = self._v_match
+        if not match:
+            return self._after(end)
+        text = self._slice(start, end)
+        value = json.loads(text) if "\\" in text else text[1:-1]
+        sinks = self._sinks
+        if sinks is not None:
+            if self._hi is not None:  # a lone high surrogate right before the closing quote
+                hi, self._hi = self._hi, None
+                self._decoded(hi[0], hi[1], False)
+            self._flush_split(out)
+            self._sinks = None
+            by_pattern = {sk.pattern: sk for sk in sinks}
+            for p in match:
+                sk = by_pattern.get(p)
+                if sk is None:
+                    self._emit(out, self._v_path, p, value, text, start, end)
+                    continue
+                try:
+                    pieces = sk.splitter.finish()
+                except UnitError as e:
+                    self._split_fail(e, sk, end - 1)
+                self._emit_pieces(sk, pieces, out)
+        else:
+            for p in match:
+                self._emit(out, self._v_path, p, value, text, start, end)
+        if start == self._doc_start:
+            self._value, self._has_value = value, True
+        return self._after(end)
+
+    def _escape(self, s: str, i: int, base: int) -> int:
+        """Continue the escape after a backslash; returns the index after what it consumed."""
+        esc = self._esc
+        if not esc:
+            c = s[i]
+            if c != "u":
+                ch = _SIMPLE_ESCAPES.get(c)
+                if ch is None:
+                    self._fail(f"invalid escape '\\{c}'", base + i)
+                self._esc = None
+                self._escaped(ch, base + i - 1)
+                return i + 1
+            esc = "u"
+            i += 1
+        n = len(s)
+        while len(esc) < 5:
+            if i == n:
+                self._esc = esc
+                return i
+            c = s[i]
+            if c not in _HEX:
+                self._fail(f"invalid \\u escape: {c!r} is not a hex digit", base + i)
+            esc += c
+            i += 1
+        self._esc = None
+        self._escaped(chr(int(esc[1:], 16)), base + i - 6)
+        return i
+
+    def _escaped(self, ch: str, off: int) -> None:
+        """A decoded escape at stream offset `off` (its backslash)."""
+        self._enum = None  # prefix checks only cover escape-free strings
+        if self._sinks is None:
+            return
+        hi = self._hi
+        if hi is not None:
+            self._hi = None
+            if "\udc00" <= ch <= "\udfff":  # json.loads joins an escaped surrogate pair
+                pair = 0x10000 + ((ord(hi[0]) - 0xD800) << 10) + (ord(ch) - 0xDC00)
+                self._decoded(chr(pair), hi[1], False)
+                return
+            self._decoded(hi[0], hi[1], False)
+        if "\ud800" <= ch <= "\udbff":
+            self._hi = (ch, off)
+            return
+        self._decoded(ch, off, False)
+
+    def _enum_prefix(self, run: str) -> None:
+        text = self._enum_text + run
+        enum = self._enum
+        if not any(v.startswith(text) for v in enum):
+            best = 0  # the first character no allowed value agrees with
+            for v in enum:
+                k = 0
+                for a, b in zip(v, text, strict=False):
+                    if a != b:
+                        break
+                    k += 1
+                best = max(best, k)
+            self._schema_fail(
+                f"the string can no longer be one of the allowed values {list(enum)!r}",
+                self._v_start + 1 + best,
+            )
+        self._enum_text = text
+
+    # --- split strings ----------------------------------------------------------------------
+
+    def _open_sinks(self, match: tuple[int, ...], path: str | None) -> None:
+        sinks = [
+            _Sink(p, path or "", make_splitter(self._splits[p])) for p in match if self._splits[p]
+        ]
+        if sinks:
+            self._sinks = sinks
+            self._dec.clear()
+            self._dec_len = 0
+            self._dec_map.clear()
+            self._hi = None
+
+    def _decoded(self, text: str, off: int, raw: bool) -> None:
+        """Queue decoded string content (at stream offset `off`) for the splitters."""
+        if raw and self._hi is not None:
+            hi, self._hi = self._hi, None
+            self._decoded(hi[0], hi[1], False)
+        self._dec.append(text)
+        self._dec_map.append((self._dec_len, off, raw))
+        self._dec_len += len(text)
+
+    def _flush_split(self, out: list[Unit]) -> None:
+        """Give the queued decoded text to the splitters and emit their finished pieces."""
+        if not self._dec:
+            return
+        text = "".join(self._dec)
+        self._dec.clear()
+        sinks = self._sinks
+        if len(sinks) == 1:
+            sk = sinks[0]
+            try:
+                pieces = sk.splitter.feed(text)
+            except UnitError as e:
+                self._split_fail(e, sk, None)
+            self._emit_pieces(sk, pieces, out)
+            return
+        # Several splitters on one string: feed them character by character so that their
+        # pieces interleave in the order they became final, whatever the chunking.
+        for ch in text:
+            for sk in sinks:
+                try:
+                    pieces = sk.splitter.feed(ch)
+                except UnitError as e:
+                    self._split_fail(e, sk, None)
+                self._emit_pieces(sk, pieces, out)
+
+    def _emit_pieces(self, sk: _Sink, pieces: list[Piece], out: list[Unit]) -> None:
+        for pc in pieces:
+            out.append(
+                Unit(
+                    f"{sk.path}#{sk.count}",
+                    self._index,
+                    pc.text,
+                    pc.text,
+                    pc.start,
+                    pc.end,
+                    sk.pattern,
+                    pc.meta,
+                )
+            )
+            self._index += 1
+            sk.count += 1
+
+    def _split_fail(self, e: UnitError, sk: _Sink, at_end: int | None) -> None:
+        """Re-raise a splitter's error with its offset mapped into the stream."""
+        off = at_end
+        if e.offset is not None and e.offset < self._dec_len and self._dec_map:
+            k = bisect_right(self._dec_map, (e.offset, float("inf"), True)) - 1
+            dec_off, stream_off, raw = self._dec_map[max(k, 0)]
+            off = stream_off + (e.offset - dec_off) if raw else stream_off
+        if off is None:
+            off = self._total
+        where = f"{e} (in the decoded string at {sk.path or '/'})"
+        # The string itself closed: code cut inside it is malformed, not a truncated stream.
+        self._dec.clear()
+        self._fail(where, off)
+
+    # --- numbers ----------------------------------------------------------------------------
+
+    def _number(self, s: str, i: int, base: int, out: list[Unit]) -> int:
+        ns = self._nstate
+        n = len(s)
+        while i < n:
+            c = s[i]
+            if "0" <= c <= "9":
+                if ns == _N_ZERO:
+                    self._fail("leading zero in a number", base + i)
+                if ns == _N_MINUS:
+                    ns = _N_ZERO if c == "0" else _N_INT
+                elif ns == _N_DOT:
+                    ns = _N_FRAC
+                elif ns in (_N_E, _N_ESIGN):
+                    ns = _N_EXP
+                i = i + 1 if ns == _N_ZERO else _DIGITS.match(s, i + 1).end()
+                continue
+            if c == ".":
+                if ns in (_N_ZERO, _N_INT):
+                    ns = _N_DOT
+                    i += 1
+                    continue
+            elif c == "e" or c == "E":
+                if ns in (_N_ZERO, _N_INT, _N_FRAC):
+                    ns = _N_E
+                    i += 1
+                    continue
+            elif (c == "+" or c == "-") and ns == _N_E:
+                ns = _N_ESIGN
+                i += 1
+                continue
+            self._nstate = ns
+            if not _N_CAN_END[ns]:
+                self._fail(f"number cut {_N_NAMES[ns]}: unexpected {c!r}", base + i)
+            if c in "+-.eE":
+                self._fail(f"unexpected {c!r} in a number", base + i)
+            if not self._stack and c not in _WS:
+                self._fail(f"unexpected {c!r} after a number", base + i)
+            self._state = self._end_number(base + i, out)
+            return i
+        self._nstate = ns
+        return n
+
+    def _end_number(self, end: int, out: list[Unit]) -> int:
+        if not self._v_match and self._stack:
+            return _AFTER
+        text = self._slice(self._v_start, end)
+        try:
+            value: Any = int(text) if self._nstate in (_N_ZERO, _N_INT) else float(text)
+        except ValueError:  # more digits than int() converts (json.loads fails the same way)
+            self._fail("number too long to convert", self._v_start)
+        return self._scalar_end(end, value, out)
+
+    # --- errors and text --------------------------------------------------------------------
+
+    def _fail(self, message: str, off: int, cls: type[UnitError] = UnitError) -> None:
+        if self._dec and self._sinks is not None:
+            # Decoded text before the bad character may hold an earlier error of its own.
+            self._flush_split([])
+        raise cls(message, offset=off, text="".join(self._chunks))
+
+    def _schema_fail(self, message: str, off: int) -> None:
+        self._fail(f"{self._where()}: {message}", off, UnitSchemaError)
+
+    def _where(self) -> str:
+        """JSON pointer of the value being parsed (for messages)."""
+        segs = []
+        for fr in self._stack:
+            if fr.obj:
+                if fr.key_end > fr.key_start >= 0:
+                    segs.append(_escape_segment(self._key(fr)))
+            elif fr.count:
+                segs.append(str(fr.count - 1))
+        return "/" + "/".join(segs) if segs else "/"
+
+    def _incomplete_message(self) -> str:
+        if self._doc_start < 0:
+            return "the stream ended before any JSON value"
+        what = {
+            _STRING: "inside a string",
+            _NUMBER: "inside a number",
+            _LITERAL: "inside a literal",
+            _COLON: "after a property name",
+        }.get(self._state, "before the document was closed")
+        return f"the JSON document ends {what} at {self._where()}"
+
+    def _slice(self, a: int, b: int) -> str:
+        starts = self._starts
+        last = starts[-1]
+        if a >= last:
+            return self._chunks[-1][a - last : b - last]
+        k = bisect_right(starts, a) - 1
+        joined = "".join(self._chunks[k:])
+        return joined[a - starts[k] : b - starts[k]]
+
+
+def _kind(c: str) -> str:
+    return {
+        '"': "a string",
+        "{": "an object",
+        "[": "an array",
+        "t": "a boolean",
+        "f": "a boolean",
+        "n": "null",
+    }.get(c, "a number")
+
+
+def _describe(first: frozenset[str]) -> str:
+    kinds = sorted({_kind(c) for c in first})
+    return " or ".join(kinds) if kinds else "nothing"
