@@ -1,0 +1,273 @@
+"""A token-level radix tree whose edges hold KV segments: the prefix cache shared by all requests.
+
+The tree knows nothing about torch: a payload is an opaque `Segment` (it reports its bytes and
+can split itself), so the tree is unit-tested without a model, and a replay backend reuses it with
+`EmptySegment` payloads to compute `cached_tokens` like a server would. It never evicts a node that
+a running request has locked, and never holds more than its byte budget once an insert returns,
+unless locked nodes alone exceed it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Segment(Protocol):
+    """The payload of one edge: whatever the cache stores for a run of consecutive tokens.
+
+    `nbytes` must count the memory the segment keeps alive (for tensors: the bytes of the
+    underlying storages, not of the views), since the byte budget is enforced with it."""
+
+    @property
+    def nbytes(self) -> int: ...
+
+    def split(self, at: int) -> tuple[Segment, Segment]:
+        """Two segments for tokens [0, at) and [at, len). The original is dropped afterwards."""
+        ...
+
+
+class EmptySegment:
+    """A payload with no data: for a tree that only tracks which token prefixes are cached."""
+
+    __slots__ = ()
+    nbytes = 0
+
+    def split(self, at: int) -> tuple[EmptySegment, EmptySegment]:
+        return self, self
+
+
+EMPTY = EmptySegment()
+
+
+@dataclass(eq=False)
+class Node:
+    """One edge of the tree (from its parent to it) and the tokens it covers."""
+
+    key: tuple[int, ...]
+    segment: Segment | None
+    parent: Node | None
+    children: dict[int, Node] = field(default_factory=dict)
+    lock_ref: int = 0
+    last_access: int = 0
+
+    @property
+    def is_leaf(self) -> bool:
+        return not self.children
+
+
+@dataclass(frozen=True)
+class PrefixMatch:
+    """The longest cached prefix of a token sequence.
+
+    `node` covers exactly the first `length` tokens (the root when nothing matched); `segments`
+    are the payloads along the path from the root, whose lengths add up to `length`."""
+
+    length: int
+    node: Node
+    segments: tuple[Segment, ...]
+
+
+class RadixCache:
+    """A radix tree over token ids with LRU eviction of unlocked leaves under a byte budget.
+
+    Thread-safe: every public method takes the tree's lock, so several threads may share it.
+    """
+
+    def __init__(self, budget_bytes: int | None = None) -> None:
+        """`budget_bytes`: the most payload bytes to keep (None: unbounded)."""
+        self.budget_bytes = budget_bytes
+        self._lock = threading.RLock()
+        self._clock = itertools.count(1)
+        self.root = Node(key=(), segment=None, parent=None)
+        self.root.lock_ref = 1  # the root is never evicted
+        self._bytes = 0
+        self._tokens = 0
+        self._nodes = 0
+        self.evicted_tokens = 0  # running total, for stats and tests
+
+    # --- queries ------------------------------------------------------------------------------
+
+    @property
+    def total_bytes(self) -> int:
+        """Payload bytes currently held by the tree."""
+        return self._bytes
+
+    @property
+    def total_tokens(self) -> int:
+        """Tokens currently stored (the sum of edge lengths)."""
+        return self._tokens
+
+    @property
+    def num_nodes(self) -> int:
+        return self._nodes
+
+    def locked_bytes(self) -> int:
+        """Bytes held by nodes that running requests have locked (not evictable)."""
+        with self._lock:
+            return sum(n.segment.nbytes for n in self._walk() if n.lock_ref > 0 and n.segment)
+
+    def match_prefix_length(self, tokens: Sequence[int]) -> int:
+        """How many leading tokens of `tokens` are cached (what a server reports as
+        `cached_tokens` when it receives them as a prompt)."""
+        return self.match_prefix(tokens).length
+
+    def match_prefix(self, tokens: Sequence[int], *, limit: int | None = None) -> PrefixMatch:
+        """The longest cached prefix of `tokens`, at most `limit` tokens long.
+
+        When the match ends inside an edge, that edge is split so that the returned node covers
+        exactly the matched tokens (it can then be locked on its own). Touches the path's
+        access time, so a prefix in use is the last to be evicted."""
+        with self._lock:
+            n = len(tokens) if limit is None else max(0, min(limit, len(tokens)))
+            node, pos, segments = self.root, 0, []
+            stamp = next(self._clock)
+            node.last_access = stamp
+            while pos < n:
+                child = node.children.get(tokens[pos])
+                if child is None:
+                    break
+                common = _common_length(child.key, tokens, pos, n)
+                if common < len(child.key):
+                    child = self._split(child, common)
+                child.last_access = stamp
+                segments.append(child.segment)
+                node, pos = child, pos + common
+            return PrefixMatch(length=pos, node=node, segments=tuple(segments))
+
+    # --- updates ------------------------------------------------------------------------------
+
+    def insert(
+        self,
+        tokens: Sequence[int],
+        segment_for: Callable[[int, int], Segment] | None = None,
+    ) -> int:
+        """Cache `tokens`, storing new payloads made by `segment_for(start, end)` for the
+        positions not cached yet (already cached parts keep their payload; without
+        `segment_for`, an `EmptySegment`). Returns how many leading tokens were already cached.
+        Evicts down to the budget afterwards."""
+        with self._lock:
+            node, pos, n = self.root, 0, len(tokens)
+            stamp = next(self._clock)
+            while pos < n:
+                child = node.children.get(tokens[pos])
+                if child is None:
+                    break
+                common = _common_length(child.key, tokens, pos, n)
+                if common < len(child.key):
+                    child = self._split(child, common)
+                child.last_access = stamp
+                node, pos = child, pos + common
+            already = pos
+            if pos < n:
+                segment = segment_for(pos, n) if segment_for is not None else EMPTY
+                leaf = Node(key=tuple(tokens[pos:n]), segment=segment, parent=node)
+                leaf.last_access = stamp
+                node.children[tokens[pos]] = leaf
+                self._account(leaf, +1)
+            self.evict()
+            return already
+
+    def lock(self, node: Node) -> None:
+        """Protect `node` and its ancestors from eviction (a running request uses them)."""
+        with self._lock:
+            while node is not None:
+                node.lock_ref += 1
+                node = node.parent
+
+    def unlock(self, node: Node) -> None:
+        """Undo one `lock(node)`."""
+        with self._lock:
+            while node is not None:
+                if node.lock_ref <= 0:
+                    raise RuntimeError("unlock of a radix node that is not locked")
+                node.lock_ref -= 1
+                node = node.parent
+
+    def evict(self, extra_bytes: int = 0) -> int:
+        """Evict least recently used unlocked leaves until the tree holds at most
+        `budget - extra_bytes` bytes (room for `extra_bytes` more). Returns bytes freed."""
+        with self._lock:
+            if self.budget_bytes is None:
+                return 0
+            target = max(0, self.budget_bytes - extra_bytes)
+            if self._bytes <= target:
+                return 0
+            heap = [(n.last_access, id(n), n) for n in self._walk() if self._evictable(n)]
+            heapq.heapify(heap)
+            freed = 0
+            while heap and self._bytes > target:
+                _, _, node = heapq.heappop(heap)
+                if not self._evictable(node):  # changed since it was queued
+                    continue
+                parent = node.parent
+                assert parent is not None
+                del parent.children[node.key[0]]
+                freed += self._account(node, -1)
+                self.evicted_tokens += len(node.key)
+                if parent is not self.root and self._evictable(parent):
+                    heapq.heappush(heap, (parent.last_access, id(parent), parent))
+            return freed
+
+    def clear(self) -> int:
+        """Drop every unlocked node (`flush_cache`). Returns bytes freed."""
+        with self._lock:
+            saved, self.budget_bytes = self.budget_bytes, 0
+            try:
+                return self.evict()
+            finally:
+                self.budget_bytes = saved
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _evictable(self, node: Node) -> bool:
+        return node is not self.root and node.is_leaf and node.lock_ref == 0
+
+    def _split(self, child: Node, at: int) -> Node:
+        """Split `child`'s edge after `at` tokens; returns the new upper node. The lower part
+        keeps the original node object (so a request holding it stays valid), and the new
+        upper node inherits its lock count, since every lock on `child` also covers it."""
+        assert 0 < at < len(child.key)
+        parent = child.parent
+        assert parent is not None and child.segment is not None
+        upper_seg, lower_seg = child.segment.split(at)
+        old_bytes = child.segment.nbytes
+        upper = Node(key=child.key[:at], segment=upper_seg, parent=parent)
+        upper.lock_ref = child.lock_ref
+        upper.last_access = child.last_access
+        upper.children[child.key[at]] = child
+        parent.children[child.key[0]] = upper
+        child.key = child.key[at:]
+        child.segment = lower_seg
+        child.parent = upper
+        self._bytes += upper_seg.nbytes + lower_seg.nbytes - old_bytes
+        self._nodes += 1
+        return upper
+
+    def _account(self, node: Node, sign: int) -> int:
+        nbytes = node.segment.nbytes if node.segment is not None else 0
+        self._bytes += sign * nbytes
+        self._tokens += sign * len(node.key)
+        self._nodes += sign
+        return nbytes
+
+    def _walk(self) -> Iterator[Node]:
+        stack = list(self.root.children.values())
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(node.children.values())
+
+
+def _common_length(key: tuple[int, ...], tokens: Sequence[int], pos: int, end: int) -> int:
+    """How many leading tokens of `key` equal `tokens[pos:end]`."""
+    limit = min(len(key), end - pos)
+    i = 0
+    while i < limit and key[i] == tokens[pos + i]:
+        i += 1
+    return i
