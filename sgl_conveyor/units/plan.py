@@ -39,11 +39,10 @@ class Expr:
     refs: tuple[int, ...] = ()
 
 
-_STEP = re.compile(
-    r"(?:(?P<num>\d+)\s*\.|\$\{?(?P<var>\d+)\}?\s*=)\s*(?P<tool>[A-Za-z_]\w*)\s*\((?P<args>.*)\)\s*$",
-    re.S,
+_HEAD = re.compile(
+    r"(?:(?P<num>\d+)\s*\.|\$\{?(?P<var>\d+)\}?\s*=)\s*(?P<tool>[A-Za-z_]\w*)\s*(?=\()"
 )
-_BARE_FINAL = re.compile(r"(?P<tool>join|finish)\s*\(\s*\)\s*$")
+_BARE_FINAL = re.compile(r"(?P<tool>join|finish)\s*(?=\()")
 _STEP_START = re.compile(r"\d+\s*\.|\$\{?\d+\}?\s*=")
 _THOUGHT = re.compile(r"thought\s*:", re.I)
 _END_MARK = "<END_OF_PLAN>"
@@ -111,34 +110,29 @@ class PlanSplitter:
         if not body or _THOUGHT.match(body):
             return None
         start = line.start + lead
-        end = start + len(body)
-        m = _STEP.match(body)
+        where = f"line {line.meta['line']}: {body!r}"
+        m = _HEAD.match(body)
         bare = None if m else _BARE_FINAL.match(body)
         if m is None and bare is None:
-            self._malformed(body, start, line)
-        if self._final:
-            raise UnitError(
-                f"a step after the plan's final step (line {line.meta['line']}: {body!r})",
-                offset=start,
-            )
-        if m is not None:
-            id_text = m.group("num") or m.group("var")
-            step_id = int(id_text)
-            tool = m.group("tool")
-            args_text = m.group("args")
-            args_at = start + m.start("args")
-            id_at = start + (m.start("num") if m.group("num") else m.start("var"))
-            if step_id in self._seen:
+            if _STEP_START.match(body):
                 raise UnitError(
-                    f"duplicate plan step id {step_id} (line {line.meta['line']}: {body!r})",
-                    offset=id_at,
+                    f"a plan step needs `tool(args)` ({where})", offset=start + len(body)
                 )
+            raise UnitError(f"not a plan step ({where})", offset=start)
+        if self._final:
+            raise UnitError(f"a step after the plan's final step ({where})", offset=start)
+        if m is not None:
+            step_id = int(m.group("num") or m.group("var"))
+            if step_id in self._seen:
+                at = start + (m.start("num") if m.group("num") else m.start("var"))
+                raise UnitError(f"duplicate plan step id {step_id} ({where})", offset=at)
+            head = m
         else:
             step_id = max(self._ids, default=0) + 1
-            tool = bare.group("tool")
-            args_text = ""
-            args_at = start + body.index("(") + 1
-        source, refs = self._scan_args(args_text, args_at, step_id, line)
+            head = bare
+        tool = head.group("tool")
+        close, source, refs = self._scan_call(body, head.end(), start, step_id, where)
+        args_text = body[head.end() + 1 : close]
         args, kwargs = _parse_args(args_text, source)
         deps = set(refs)
         if tool in _FINAL_TOOLS:
@@ -155,41 +149,39 @@ class PlanSplitter:
             "args_text": args_text,
             "line": line.meta["line"],
         }
-        return Piece(body, start, end, meta)
+        return Piece(body, start, start + len(body), meta)
 
-    def _malformed(self, body: str, start: int, line: Piece) -> None:
-        where = f"line {line.meta['line']}: {body!r}"
-        if not _STEP_START.match(body):
-            raise UnitError(f"not a plan step ({where})", offset=start)
-        paren = body.find("(")
-        if paren < 0:
-            raise UnitError(f"a plan step needs `tool(args)` ({where})", offset=start + len(body))
-        if not body.rstrip().endswith(")"):
-            raise UnitError(f"unclosed `(` in plan step ({where})", offset=start + len(body))
-        raise UnitError(f"malformed plan step ({where})", offset=start)
+    def _scan_call(
+        self, body: str, paren: int, start: int, step_id: int, where: str
+    ) -> tuple[int, str, list[int]]:
+        """Check the call's brackets, quotes and references, from its `(` to the line's end.
 
-    def _scan_args(
-        self, args_text: str, args_at: int, step_id: int, line: Piece
-    ) -> tuple[str, list[int]]:
-        """Check brackets, quotes and references; return the text with `$k` made parseable."""
-        where = f"line {line.meta['line']}"
+        Returns the index of the call's closing `)`, the argument text with each `$k` made a
+        Python name (so the arguments parse), and the referenced step ids.
+        """
         refs: list[int] = []
-        stack: list[tuple[str, int]] = []
+        stack: list[str] = []
         pieces: list[str] = []
-        last = 0
-        for m in _ARG_TOKENS.finditer(args_text):
+        last = paren + 1
+        close = -1
+        for m in _ARG_TOKENS.finditer(body, paren):
             kind = m.lastgroup
-            at = args_at + m.start()
+            at = start + m.start()
+            if close >= 0:
+                what = f"unbalanced {m.group()!r}" if kind == "c" else "text after the call"
+                raise UnitError(f"{what} in plan step ({where})", offset=at)
             if kind == "s":
                 continue
             if kind == "q":
                 raise UnitError(f"unterminated string in plan step ({where})", offset=at)
             if kind == "o":
-                stack.append((m.group(), at))
+                stack.append(m.group())
             elif kind == "c":
-                if not stack or stack[-1][0] != _PAIRS[m.group()]:
+                if not stack or stack[-1] != _PAIRS[m.group()]:
                     raise UnitError(f"unbalanced {m.group()!r} in plan step ({where})", offset=at)
                 stack.pop()
+                if not stack:
+                    close = m.start()
             else:
                 k = int(m.group(kind))
                 if k not in self._seen:
@@ -198,15 +190,19 @@ class PlanSplitter:
                         f"plan step {step_id} refers to ${k}, {later} ({where})", offset=at
                     )
                 refs.append(k)
-                pieces.append(args_text[last : m.start()])
+                pieces.append(body[last : m.start()])
                 pieces.append(_REF_NAME.format(k))
                 last = m.end()
-        if stack:
+        if close < 0:
             raise UnitError(
-                f"unclosed {stack[-1][0]!r} in plan step ({where})", offset=args_at + len(args_text)
+                f"unclosed {stack[-1]!r} in plan step ({where})", offset=start + len(body)
             )
-        pieces.append(args_text[last:])
-        return "".join(pieces), refs
+        tail = body[close + 1 :]
+        if tail.strip():
+            at = start + close + 1 + len(tail) - len(tail.lstrip())
+            raise UnitError(f"text after the call in plan step ({where})", offset=at)
+        pieces.append(body[last:close])
+        return close, "".join(pieces), refs
 
 
 def _parse_args(args_text: str, source: str) -> tuple[tuple[Any, ...], dict[str, Any]]:

@@ -163,6 +163,7 @@ class PythonStatementSplitter:
         self._ctx: list[list[Any]] = []  # open strings, f-string fields and format specs
         self._depth = 0  # bracket depth of module code
         self._cont = False  # a backslash continuation is pending
+        self._joined = False  # the logical line goes on after a backslash-newline
         self._comment = False
         self._at_bol = True  # at column 0 of a logical line of module code
         self._line = 1
@@ -194,7 +195,7 @@ class PythonStatementSplitter:
         t, self._hold = self._hold, ""
         if t:
             self._scan(t, True, out)
-        if self._ctx or self._depth or self._cont:
+        if self._ctx or self._depth or self._cont or (self._joined and not self._line_code):
             what = (
                 "inside a string"
                 if self._ctx
@@ -251,8 +252,11 @@ class PythonStatementSplitter:
             c = t[i]
             if c == "\n":
                 self._newline(base + i)
-                if not self._depth and not self._cont:
+                if self._cont:
+                    self._joined = True
+                elif not self._depth:
                     self._at_bol = True
+                    self._joined = False
                 self._cont = False
                 i += 1
             elif c == "#":
