@@ -62,6 +62,11 @@ class Timeline:
     units: list[UnitTimes] = field(default_factory=list)
     notes: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
     leaked_threads: int = 0
+    overhead_s: float = 0.0  # time the decoding thread spent detecting and dispatching units
+    chunks: int = 0  # stream events (tokens, or several tokens under speculative decoding)
+    completion_tokens: int | None = None
+    prompt_tokens: int | None = None
+    cached_tokens: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def now(self) -> float:
@@ -134,6 +139,11 @@ class Timeline:
             "decode_s": self.decode_s(),
             "tool_s": self.tool_s(),
             "leaked_threads": self.leaked_threads,
+            "overhead_s": self.overhead_s,
+            "chunks": self.chunks,
+            "completion_tokens": self.completion_tokens,
+            "prompt_tokens": self.prompt_tokens,
+            "cached_tokens": self.cached_tokens,
             "units": [
                 {
                     "path": u.path,

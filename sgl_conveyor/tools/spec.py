@@ -227,7 +227,9 @@ def _meta() -> _MetaSchema:
 def load_spec(source: str | Path | Mapping[str, Any]) -> ToolSpec:
     """Load a spec from a JSON file, a JSON string or an already parsed mapping."""
     origin: str | None = None
-    if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith("{")):
+    if isinstance(source, Path) or (
+        isinstance(source, str) and not source.lstrip().startswith("{")
+    ):
         path = Path(source)
         origin = str(path)
         try:
@@ -258,7 +260,7 @@ def spec_from_dict(data: Mapping[str, Any], origin: str | None = None) -> ToolSp
     if errors:
         raise _spec_error(errors, data, origin)
 
-    fn = data["function"] if "function" in data else data
+    fn = data.get("function", data)
     name = fn["name"]
     parameters = fn.get("parameters") or {"type": "object", "properties": {}}
     try:

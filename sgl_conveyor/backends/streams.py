@@ -1,0 +1,17 @@
+"""Opening the stream of a tool call on any backend, in a way that can be stopped.
+
+The partial-tool node stops decoding the moment a call is complete or doomed, by closing the
+iterator this returns. Backends of this project stop within one decoding step when their
+generator is closed; sglang's own RuntimeEndpoint is routed through a client that sends a
+request id and aborts the request on the server (see `sglang_server`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+
+def open_call_stream(backend: Any, exe: Any, sampling_params: Any) -> Iterator[tuple[str, dict]]:
+    """An iterator of (text delta, meta info) for the prompt in `exe`, closable at any time."""
+    return iter(backend.generate_stream(exe, sampling_params=sampling_params))

@@ -1,0 +1,66 @@
+"""Prompt helpers that teach a model to write a tool's call: a description plus few-shot examples.
+
+Small models (SmolLM2-135M) do not write tool calls when merely asked; with the argument schema
+enforced by constrained decoding and two or three worked examples from the tool spec, they do.
+Pure text: nothing here runs a model or touches sglang.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sgl_conveyor.tools.registry import ToolRegistry, default_registry
+from sgl_conveyor.tools.spec import ToolSpec
+
+
+def _spec(tool: str | ToolSpec, registry: ToolRegistry) -> ToolSpec:
+    return tool if isinstance(tool, ToolSpec) else registry.spec(tool)
+
+
+def call_text(spec: ToolSpec, call: Any) -> str:
+    """How a call is written in the examples: compact JSON, or the raw text of a text tool."""
+    if spec.format == "text":
+        if isinstance(call, dict):
+            return str(call.get(spec.text_field, ""))
+        return str(call)
+    return json.dumps(call, ensure_ascii=False)
+
+
+def tool_prompt(
+    tools: Sequence[str | ToolSpec] | str | ToolSpec,
+    *,
+    examples: int | None = None,
+    registry: ToolRegistry | None = None,
+    intro: str | None = None,
+) -> str:
+    """A system prompt that describes the tools and shows worked calls from their specs.
+
+    examples: how many examples per tool (None: all the spec has).
+    """
+    registry = registry or default_registry()
+    if isinstance(tools, (str, ToolSpec)):
+        tools = [tools]
+    specs = [_spec(t, registry) for t in tools]
+    lines = [
+        intro
+        or (
+            "You are a helpful assistant that calls tools. When the user asks something, "
+            "answer with the tool call only: "
+            + ("the JSON arguments of the tool." if specs[0].format == "json" else "its text.")
+        )
+    ]
+    for spec in specs:
+        lines.append("")
+        lines.append(f"Tool {spec.name}: {spec.description}".rstrip())
+        if spec.format == "json":
+            props = spec.parameters.get("properties", {})
+            fields = ", ".join(f"{k} ({v.get('type', 'any')})" for k, v in props.items())
+            if fields:
+                lines.append(f"Arguments: {fields}.")
+        shown = spec.examples if examples is None else spec.examples[:examples]
+        for ex in shown:
+            lines.append(f"Request: {ex['request']}")
+            lines.append(f"Call: {call_text(spec, ex['call'])}")
+    return "\n".join(lines)

@@ -1,0 +1,324 @@
+"""End-to-end programs with sgl.partial_tool on the replay backend (real tokenizer, real
+threads, real timing of the stream; recorded outputs instead of the model)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import sglang as sgl
+
+import sgl_conveyor
+from sgl_conveyor import (
+    ArgumentRejectedError,
+    MalformedCallError,
+    SchemaViolationError,
+    Tool,
+    ToolExecutionError,
+    ToolRegistry,
+    TruncatedCallError,
+    UnknownToolError,
+)
+from sgl_conveyor.backends.replay import ReplayBackend
+
+LOOKUP_SPEC = {
+    "type": "function",
+    "function": {
+        "name": "lookup",
+        "description": "Look up facts.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "queries": {
+                    "type": "array",
+                    "items": {"type": "string", "maxLength": 40},
+                    "maxItems": 5,
+                }
+            },
+            "required": ["queries"],
+            "additionalProperties": False,
+        },
+    },
+    "conveyor": {"units": [{"path": "/queries/*", "effect": "pure"}], "cost_model": False},
+}
+
+LINES_SPEC = {
+    "type": "function",
+    "function": {
+        "name": "shell",
+        "description": "Run commands, one per line.",
+        "parameters": {
+            "type": "object",
+            "properties": {"script": {"type": "string"}},
+            "required": ["script"],
+        },
+    },
+    "conveyor": {
+        "format": "text",
+        "text_field": "script",
+        "units": [{"path": "/script", "split": "lines", "effect": "pure"}],
+        "order": "serial",
+        "cost_model": False,
+    },
+}
+
+
+class Lookup(Tool):
+    """Each query takes 60 ms; 'explode' raises; 'nowhere' is rejected by the check."""
+
+    def __init__(self, spec=None):
+        super().__init__(spec)
+        self.runs: list[tuple[str, float]] = []
+        self.lock = threading.Lock()
+
+    def check_unit(self, unit, ctx):
+        if unit.value == "nowhere":
+            raise ArgumentRejectedError("'nowhere' is not a place; try a city name")
+
+    def run_unit(self, unit, ctx):
+        if unit.value == "explode":
+            raise RuntimeError("backend down")
+        ctx.sleep(0.06)
+        with self.lock:
+            self.runs.append((unit.value, time.perf_counter()))
+        return f"facts about {unit.value}"
+
+    def finish(self, arguments, results, ctx):
+        return {"results": [r.value for r in results]}
+
+
+class Shell(Tool):
+    def run_unit(self, unit, ctx):
+        return unit.value.upper()
+
+    def finish(self, arguments, results, ctx):
+        return "\n".join(r.value for r in results)
+
+
+@pytest.fixture
+def registry():
+    reg = ToolRegistry()
+    reg.add(LOOKUP_SPEC, Lookup)
+    reg.add(LINES_SPEC, Shell)
+    return reg
+
+
+def replay(tasks, tps=200.0):
+    return ReplayBackend(tasks, tokens_per_second=tps, ttft_s=0.01)
+
+
+CALL = '{"queries": ["Paris population", "Berlin population", "Rome population"]}'
+TASK = {"id": "t1", "workload": "test", "input": {"question": "q"}, "outputs": [CALL, "Done."]}
+
+
+def make_program(registry, mode="partial", **kw):
+    @sgl.function
+    def program(s, question, task_id=None):
+        s += sgl.user(question)
+        s += sgl.assistant(
+            sgl.partial_tool("lookup", name="call", mode=mode, registry=registry, **kw)
+        )
+        s += sgl.assistant(sgl.gen("answer", max_tokens=16))
+
+    return program
+
+
+def test_units_run_while_the_call_is_still_streaming(registry):
+    state = make_program(registry).run(question="q", backend=replay([TASK], tps=60))
+    assert state["call"] == CALL
+    assert state["call_result"] == {
+        "results": [f"facts about {c} population" for c in ("Paris", "Berlin", "Rome")]
+    }
+    report = sgl_conveyor.call_report(state, "call")
+    (call,) = report["calls"]
+    assert call["mode"] == "partial"
+    first = call["units"][0]
+    assert first["dispatched_s"] < call["stream_end_s"]
+    assert first["finished_s"] < call["stream_end_s"]  # done before the call was fully decoded
+    assert state["answer"] == "Done."
+
+
+def test_partial_and_sequential_give_the_same_result_and_state(registry):
+    results = {}
+    for mode in ("partial", "sequential", "call-eager"):
+        st = make_program(registry, mode).run(question="q", backend=replay([TASK]))
+        results[mode] = (st["call_result"], st.text())
+        report = sgl_conveyor.call_report(st, "call")["calls"][0]
+        if mode != "partial":
+            assert all(u["dispatched_s"] >= report["call_closed_s"] for u in report["units"])
+    assert results["partial"] == results["sequential"] == results["call-eager"]
+
+
+def test_the_result_is_a_tool_message_after_the_assistant_turn(registry):
+    st = make_program(registry).run(question="q", backend=replay([TASK]))
+    text = st.text()
+    call_end = text.index(CALL) + len(CALL)
+    assert text[call_end:].startswith("<|im_end|>\n<|im_start|>tool\n{")
+    roles = [m["role"] for m in st.messages()]
+    assert roles == ["user", "assistant", "tool", "assistant"]
+
+
+def test_outside_a_role_the_result_is_inline(registry):
+    @sgl.function
+    def program(s, question, task_id=None):
+        s += "Q: " + question + "\nCall: "
+        s += sgl.partial_tool("lookup", name="call", registry=registry)
+        s += "\nA:" + sgl.gen("answer", max_tokens=8)
+
+    st = program.run(question="q", backend=replay([TASK]))
+    assert f"Call: {CALL}\n[lookup result] " in st.text()
+
+
+def test_text_iter_streams_the_call_then_the_result(registry):
+    st = make_program(registry).run(question="q", backend=replay([TASK]), stream=True)
+    pieces = list(st.text_iter())
+    joined = "".join(pieces)
+    assert len(pieces) > 5
+    assert joined.index(CALL) < joined.index("facts about Paris")
+    # sglang's text_iter(var) yields nothing once the program has finished: read it live.
+    live = make_program(registry).run(question="q", backend=replay([TASK]), stream=True)
+    call_pieces = list(live.text_iter("call"))
+    assert len(call_pieces) > 5 and "".join(call_pieces) == CALL
+
+
+def test_run_batch_runs_each_program_against_its_own_task(registry):
+    tasks = [
+        {
+            "id": f"t{i}",
+            "input": {"question": f"q{i}"},
+            "outputs": [f'{{"queries": ["city{i}"]}}', f"answer {i}"],
+        }
+        for i in range(8)
+    ]
+    states = make_program(registry).run_batch(
+        [{"question": f"q{i}"} for i in range(8)], backend=replay(tasks)
+    )
+    for i, st in enumerate(states):
+        assert st["call_result"] == {"results": [f"facts about city{i}"]}
+        assert st["answer"] == f"answer {i}"
+
+
+def test_invalid_json_ends_the_call_with_a_typed_error_and_stops_the_stream(registry):
+    bad = {"id": "b", "input": {"question": "q"}, "outputs": ['{"queries": ["a", ]} trailing', "x"]}
+    threads = threading.active_count()
+    st = make_program(registry).run(question="q", backend=replay([bad]))
+    err = st["call_result"]
+    assert isinstance(err, MalformedCallError)
+    assert "offset" in str(err)
+    assert st["call"].endswith(", ]")  # nothing after the first invalid character was decoded
+    assert "Error: lookup call is malformed" in st.text()
+    assert threading.active_count() <= threads + 1
+
+
+def test_a_schema_violation_stops_decoding_at_the_offending_unit(registry):
+    long = "x" * 60
+    bad = {
+        "id": "s",
+        "input": {"question": "q"},
+        "outputs": [f'{{"queries": ["{long}", "b", "c", "d"]}}', "x"],
+    }
+    st = make_program(registry).run(question="q", backend=replay([bad]))
+    assert isinstance(st["call_result"], SchemaViolationError)
+    assert "/queries/0" in str(st["call_result"])
+    assert '"b"' not in st["call"]
+
+
+def test_a_tool_that_raises_is_reported_and_nothing_keeps_running(registry):
+    bad = {"id": "r", "input": {"question": "q"}, "outputs": ['{"queries": ["explode"]}', "x"]}
+    st = make_program(registry).run(question="q", backend=replay([bad]))
+    err = st["call_result"]
+    assert isinstance(err, ToolExecutionError) and "backend down" in str(err)
+    report = sgl_conveyor.call_report(st, "call")
+    assert report["error"]["type"] == "tool_error"
+    assert report["calls"][0]["leaked_threads"] == 0
+
+
+def test_a_call_cut_by_max_tokens_is_truncated_not_malformed(registry):
+    st = make_program(registry, max_tokens=6).run(question="q", backend=replay([TASK]))
+    assert isinstance(st["call_result"], TruncatedCallError)
+    assert "max_tokens" in str(st["call_result"])
+
+
+def test_an_unknown_tool_is_an_error_of_the_program(registry):
+    with pytest.raises(UnknownToolError, match="known tools: lookup, shell"):
+        sgl.partial_tool("lookpu", registry=registry)
+
+
+def test_a_rejected_argument_is_retried_with_the_error_shown_to_the_model(registry):
+    task = {
+        "id": "v",
+        "input": {"question": "q"},
+        "outputs": ['{"queries": ["nowhere", "b"]}', '{"queries": ["Paris"]}', "ok"],
+    }
+    st = make_program(registry, retries=1).run(question="q", backend=replay([task]))
+    assert st["call_result"] == {"results": ["facts about Paris"]}
+    assert st["call"] == '{"queries": ["Paris"]}'
+    text = st.text()
+    assert "Error: 'nowhere' is not a place" in text
+    assert text.index("nowhere") < text.index("Error:") < text.index('["Paris"]')
+    report = sgl_conveyor.call_report(st, "call")
+    assert report["attempts"] == 2
+    first = report["calls"][0]
+    assert first["abort_reason"] and '"b"' not in text  # aborted before the 2nd query decoded
+
+
+def test_on_error_raise_stops_the_program(registry):
+    bad = {"id": "b", "input": {"question": "q"}, "outputs": ["{]", "x"]}
+    with pytest.warns(UserWarning, match="MalformedCallError"):  # sglang warns, then stops
+        st = make_program(registry, on_error="raise").run(question="q", backend=replay([bad]))
+        assert isinstance(st.error(), MalformedCallError)
+
+
+def test_loops_of_call_and_result(registry):
+    task = {
+        "id": "loop",
+        "input": {"rounds": 3},
+        "outputs": ['{"queries": ["a"]}', '{"queries": ["b"]}', '{"queries": ["c"]}'],
+    }
+
+    @sgl.function
+    def agent(s, rounds, task_id=None):
+        s += sgl.user("go")
+        for i in range(rounds):
+            s += sgl.assistant(sgl.partial_tool("lookup", name=f"c{i}", registry=registry))
+
+    st = agent.run(rounds=3, backend=replay([task]))
+    assert [st[f"c{i}_result"]["results"][0] for i in range(3)] == [
+        "facts about a",
+        "facts about b",
+        "facts about c",
+    ]
+    assert [m["role"] for m in st.messages()] == ["user"] + ["assistant", "tool"] * 3
+
+
+def test_a_fork_after_the_call_inherits_the_result(registry):
+    task = {"id": "f", "input": {"question": "q"}, "outputs": [CALL, "left", "right"]}
+
+    @sgl.function
+    def program(s, question, task_id=None):
+        s += sgl.user(question)
+        s += sgl.assistant(sgl.partial_tool("lookup", name="call", registry=registry))
+        forks = s.fork(2)
+        forks += sgl.assistant(sgl.gen("answer", max_tokens=8))
+        forks.join()
+
+    st = program.run(question="q", backend=replay([task]))
+    assert sorted(st["answer"]) == ["left", "right"]
+    assert "facts about Rome population" in st.text()
+
+
+def test_a_text_tool_runs_each_line_as_it_completes(registry):
+    task = {"id": "sh", "input": {"q": "x"}, "outputs": ["echo one\necho two\necho three"]}
+
+    @sgl.function
+    def program(s, q, task_id=None):
+        s += sgl.user(q)
+        s += sgl.assistant(sgl.partial_tool("shell", name="run", registry=registry))
+
+    st = program.run(q="x", backend=replay([task], tps=50))
+    assert st["run_result"] == "ECHO ONE\nECHO TWO\nECHO THREE"
+    units = sgl_conveyor.call_report(st, "run")["calls"][0]["units"]
+    assert [u["path"] for u in units] == ["/script#0", "/script#1", "/script#2"]
+    stream_end = sgl_conveyor.call_report(st, "run")["calls"][0]["stream_end_s"]
+    assert units[0]["finished_s"] < stream_end

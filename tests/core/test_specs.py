@@ -1,0 +1,159 @@
+"""Tool specs as data: loading, the meta-schema's errors, schema look-ups, the registry."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sgl_conveyor.errors import ToolSpecError, UnknownToolError
+from sgl_conveyor.tools.base import FunctionTool, Tool
+from sgl_conveyor.tools.registry import ToolRegistry, default_registry
+from sgl_conveyor.tools.spec import Effect, Order, load_spec, spec_from_dict, subschema_at
+
+OPENAI_WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get current temperature for a given location.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "location": {"type": "string", "description": "City and country"},
+                "units": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            },
+            "required": ["location", "units"],
+            "additionalProperties": False,
+        },
+        "strict": True,
+    },
+}
+
+
+def test_an_openai_tool_definition_loads_unchanged_as_one_irreversible_unit():
+    spec = spec_from_dict(OPENAI_WEATHER)
+    assert spec.name == "get_weather"
+    assert [(u.path, u.effect) for u in spec.units] == [("", Effect.IRREVERSIBLE)]
+    assert not spec.partial
+    assert spec.to_openai()["function"]["parameters"] == OPENAI_WEATHER["function"]["parameters"]
+
+
+def test_the_flat_responses_api_shape_loads_too():
+    flat = {"type": "function", **OPENAI_WEATHER["function"]}
+    assert spec_from_dict(flat).name == "get_weather"
+
+
+def test_a_spec_file_with_a_bad_effect_names_the_file_and_the_field(tmp_path):
+    bad = dict(OPENAI_WEATHER, conveyor={"units": [{"path": "/location", "effect": "sometimes"}]})
+    f = tmp_path / "weather.json"
+    f.write_text(json.dumps(bad))
+    with pytest.raises(ToolSpecError) as info:
+        load_spec(f)
+    msg = str(info.value)
+    assert str(f) in msg and "conveyor/units/0/effect" in msg and "sometimes" in msg
+
+
+def test_a_spec_file_that_is_not_json_names_the_line(tmp_path):
+    f = tmp_path / "broken.json"
+    f.write_text('{"type": "function",\n "function": {"name": }}')
+    with pytest.raises(ToolSpecError, match=r"broken\.json: not valid JSON.*line 2"):
+        load_spec(f)
+
+
+def test_parameters_must_be_a_json_schema():
+    bad = {"type": "function", "function": {"name": "x", "parameters": {"type": "strnig"}}}
+    with pytest.raises(ToolSpecError, match="parameters is not a valid JSON Schema"):
+        spec_from_dict(bad)
+
+
+def test_a_text_tool_needs_its_text_field():
+    spec = {
+        "type": "function",
+        "function": {"name": "py", "parameters": {"type": "object", "properties": {}}},
+        "conveyor": {"format": "text", "units": [{"path": "", "split": "python"}]},
+    }
+    with pytest.raises(ToolSpecError, match="conveyor/text_field"):
+        spec_from_dict(spec)
+
+
+def test_split_needs_a_string_field():
+    spec = {
+        "type": "function",
+        "function": {
+            "name": "x",
+            "parameters": {"type": "object", "properties": {"n": {"type": "integer"}}},
+        },
+        "conveyor": {"units": [{"path": "/n", "split": "lines"}]},
+    }
+    with pytest.raises(ToolSpecError, match="split needs a string field"):
+        spec_from_dict(spec)
+
+
+def test_subschema_follows_properties_items_and_refs():
+    schema = {
+        "type": "object",
+        "$defs": {"step": {"type": "object", "properties": {"args": {"type": "array"}}}},
+        "properties": {
+            "queries": {"type": "array", "items": {"type": "string", "maxLength": 5}},
+            "steps": {"type": "array", "items": {"$ref": "#/$defs/step"}},
+            "pair": {"type": "array", "prefixItems": [{"type": "integer"}, {"type": "string"}]},
+        },
+        "additionalProperties": {"type": "number"},
+    }
+    assert subschema_at(schema, "/queries/3") == {"type": "string", "maxLength": 5}
+    assert subschema_at(schema, "/steps/0/args") == {"type": "array"}
+    assert subschema_at(schema, "/pair/1") == {"type": "string"}
+    assert subschema_at(schema, "/other") == {"type": "number"}
+    assert subschema_at(schema, "/queries/x") is None
+
+
+def test_validate_unit_reports_the_path():
+    spec = spec_from_dict(
+        {
+            **OPENAI_WEATHER,
+            "conveyor": {"units": [{"path": "/units", "effect": "pure"}], "order": "serial"},
+        }
+    )
+    assert spec.order is Order.SERIAL
+    assert spec.validate_unit("/units", "celsius") == []
+    (problem,) = spec.validate_unit("/units", "kelvin")
+    assert problem.startswith("/units:") and "kelvin" in problem
+    assert spec.validate_arguments({"location": "Paris"})  # missing "units"
+
+
+def test_registry_names_known_tools_on_a_typo():
+    reg = ToolRegistry()
+    reg.add(OPENAI_WEATHER, lambda location, units: f"20 {units} in {location}")
+    with pytest.raises(UnknownToolError, match="known tools: get_weather"):
+        reg.spec("get_wether")
+    tool = reg.tool("get_weather")
+    assert isinstance(tool, FunctionTool)
+    assert tool.call(location="Oslo", units="celsius") == "20 celsius in Oslo"
+    assert reg.tool("get_weather") is tool  # one instance per process
+
+
+def test_registry_reports_an_implementation_that_cannot_be_imported():
+    reg = ToolRegistry()
+    reg.add({**OPENAI_WEATHER, "conveyor": {"implementation": "no_such_module:Weather"}})
+    with pytest.raises(ToolSpecError, match="cannot import implementation"):
+        reg.tool("get_weather")
+
+
+def test_registry_accepts_tool_classes():
+    class Weather(Tool):
+        def call(self, location, units):
+            return {"location": location}
+
+    reg = ToolRegistry()
+    reg.add(OPENAI_WEATHER, Weather)
+    assert reg.tool("get_weather").call(location="Rome", units="celsius") == {"location": "Rome"}
+
+
+def test_every_bundled_spec_loads_and_names_an_importable_implementation():
+    reg = default_registry()
+    names = reg.names()
+    assert names, "tool_specs/ is empty"
+    for name in names:
+        spec = reg.spec(name)
+        assert spec.implementation, f"{name} has no implementation"
+        assert isinstance(reg.tool(name), Tool)
