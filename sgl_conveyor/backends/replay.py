@@ -137,6 +137,21 @@ class ReplayBackend(BaseBackend):
             raise BackendError(f"recorded choice {output!r} is not among {choices!r}")
         return ChoicesDecision(decision=output, meta_info={"replayed": True})
 
+    def cache_prefix(self, prefix_str: str) -> None:
+        """Prefill `prefix_str` into the simulated prefix cache (taking the prefill time of its
+        uncached tokens when a prefill speed is set)."""
+        ids = self.tokenizer().encode(prefix_str, add_special_tokens=False).ids
+        cached = self._radix().match_prefix_length(ids)
+        if self.prefill_tokens_per_second:
+            time.sleep((len(ids) - cached) / self.prefill_tokens_per_second * self.time_scale)
+        self._radix().insert(ids)
+
+    def commit_lazy_operations(self, s) -> None:
+        self.cache_prefix(s.text_)
+
+    def flush_cache(self) -> None:
+        self._cache = None
+
     def end_program(self, s) -> None:
         pass  # cursors live as long as their program's arguments object
 

@@ -201,6 +201,7 @@ class _Pending:
     content: str
     role: str
     calls: list[ToolCall]
+    prewarm: bool = True
 
 
 class _CallRunner:
@@ -410,17 +411,21 @@ class _CallRunner:
         if style == "inline" or (style == "auto" and not self._inside_role()):
             self._fill(node.render.inline_template.format(tool=tool_name, content=content))
             _mark_injected(calls)
+            if node.render.prewarm:
+                _prewarm(exe, calls)
         elif self._inside_role():
             pending = getattr(exe, "_conveyor_pending", None)
             if pending is None:
                 pending = exe._conveyor_pending = []
-            pending.append(_Pending(content, node.render.role, calls))
+            pending.append(_Pending(content, node.render.role, calls, node.render.prewarm))
         else:  # a tool message outside any role: write it now
             table = exe.chat_template.role_prefix_and_suffix
             prefix, suffix = role_affixes(table, node.render.role)
             self._fill(prefix + content + suffix)
             exe.messages_.append({"role": node.render.role, "content": content})
             _mark_injected(calls)
+            if node.render.prewarm:
+                _prewarm(exe, calls)
 
         for var in (self.name, node.result_name):
             exe.variable_event[var].set()
@@ -447,6 +452,22 @@ def _flush_pending(exe: StreamExecutor) -> None:
         _mark_injected(p.calls)
     if exe.stream:
         exe.stream_text_event.set()
+    if any(p.prewarm for p in pending):
+        _prewarm(exe, [c for p in pending for c in p.calls])
+
+
+def _prewarm(exe: StreamExecutor, calls: Sequence[ToolCall]) -> None:
+    """Fork the prefix-cached state: the state with the result goes into the backend's prefix
+    cache now, so the next gen reuses all of it. A backend that cannot is simply skipped."""
+    t0 = time.perf_counter()
+    try:
+        exe.backend.cache_prefix(exe.text_)
+    except Exception as e:  # a cache miss later is slower, never wrong
+        for c in calls:
+            c.timeline.note("prewarm_failed", error=repr(e))
+        return
+    for c in calls:
+        c.timeline.note("prewarmed", seconds=round(time.perf_counter() - t0, 6))
 
 
 def _close(stream: Any) -> None:

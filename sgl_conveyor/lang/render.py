@@ -30,6 +30,9 @@ class Render:
     max_chars: results longer than this are cut with a marker (None: the spec's
       result_max_chars).
     formatter: turns the result value into text (default: compact JSON, strings as they are).
+    prewarm: once the result is in the state, have the backend prefill it into its prefix cache
+      (sglang's `cache_prefix`, as its fork pre-warming does), so the next gen finds the whole
+      state cached and prefills only what it adds itself.
     """
 
     style: str = "auto"
@@ -38,6 +41,7 @@ class Render:
     error_template: str = "Error: {message}"
     max_chars: int | None = None
     formatter: Callable[[Any], str] | None = None
+    prewarm: bool = True
 
     def __post_init__(self) -> None:
         if self.style not in ("auto", "tool_message", "inline"):

@@ -322,3 +322,22 @@ def test_a_text_tool_runs_each_line_as_it_completes(registry):
     assert [u["path"] for u in units] == ["/script#0", "/script#1", "/script#2"]
     stream_end = sgl_conveyor.call_report(st, "run")["calls"][0]["stream_end_s"]
     assert units[0]["finished_s"] < stream_end
+
+
+def test_the_follow_up_gen_finds_the_whole_state_in_the_prefix_cache(registry):
+    st = make_program(registry).run(question="q", backend=replay([TASK]))
+    meta = st.get_meta_info("answer")
+    # Only the new assistant turn's own prefix is not cached: the result was prefilled at
+    # reinjection ("forking the prefix-cached state").
+    assert meta["prompt_tokens"] - meta["cached_tokens"] <= 4
+
+
+def test_without_prewarm_the_cache_still_covers_everything_before_the_result(registry):
+    program = make_program(registry, render=sgl_conveyor.Render(prewarm=False))
+    backend = replay([TASK])
+    st = program.run(question="q", backend=backend)
+    meta = st.get_meta_info("answer")
+    before_result = st.text()[: st.text().index("<|im_start|>tool")]
+    tok = backend.tokenizer()
+    assert meta["cached_tokens"] >= len(tok.encode(before_result).ids) - 2
+    assert meta["cached_tokens"] < meta["prompt_tokens"] - 4  # the result itself was new

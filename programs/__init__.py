@@ -1,0 +1,1 @@
+"""The SGLang programs of the bundled workloads (one module per workload)."""

@@ -1,0 +1,66 @@
+"""`sgl-conveyor demo | eval | serve`: the command line.
+
+Thin: each subcommand parses its options and calls the module that does the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _demo(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="sgl-conveyor demo",
+        description="Run a search question with partial tool execution and sequentially, and "
+        "show when each query ran, the latencies and the cache hit of the follow-up gen.",
+    )
+    p.add_argument("--backend", default="local", help="local (default), replay, or a server URL")
+    p.add_argument("--model", default=None, help="local backend: a model folder or .gguf file")
+    p.add_argument("--question", default=None, help="the question (default: a fixed example)")
+    p.add_argument("--repeats", type=int, default=1, help="interleaved runs per mode")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    args = p.parse_args(argv)
+    from sgl_conveyor.demo import run_demo
+
+    run_demo(
+        args.backend,
+        as_json=args.json,
+        question=args.question,
+        model=args.model,
+        repeats=args.repeats,
+    )
+    return 0
+
+
+def _eval(argv: list[str]) -> int:
+    from sgl_conveyor.demo import ensure_checkout_on_path
+
+    ensure_checkout_on_path()
+    from eval.cli import main as eval_main
+
+    return eval_main(argv)
+
+
+def _serve(argv: list[str]) -> int:
+    from sgl_conveyor.backends.server import main as serve_main
+
+    return serve_main(argv)
+
+
+COMMANDS = {"demo": _demo, "eval": _eval, "serve": _serve}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print("usage: sgl-conveyor {demo,eval,serve} [options]   (-h after a command for help)")
+        print("  demo   a search question with partial execution vs sequential, on this machine")
+        print("  eval   the bundled workloads, all modes interleaved; writes results and plots")
+        print("  serve  an SGLang-protocol HTTP server on the embedded backend")
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    return COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
