@@ -66,7 +66,7 @@ OVERLAP_MIN_GAP = 0.05  # overlap captured is noise where the ideal saves < 5% o
 _SPLIT_SUFFIX = re.compile(r"#\d+$")
 
 
-# --- the ideal of one call ---------------------------------------------------------------------
+# --- the ideal of one call ----------------------------------------------------------------------
 
 
 def unit_effect(path: str, patterns: Sequence[tuple[str, str]]) -> str:
@@ -348,7 +348,7 @@ def overlap_captured(
     return out
 
 
-# --- the summary ----------------------------------------------------------------------------------
+# --- the summary --------------------------------------------------------------------------------
 
 
 def summarize_workload(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -489,7 +489,9 @@ def goal_checks(workloads: Mapping[str, Mapping[str, Any]]) -> list[dict[str, An
 
 def summarize_sweep(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Per decoding speed and workload: mean latencies, gain, and the per-task points of the
-    gain-vs-theory plot (x = hideable share of L_seq, y = measured gain, ideal gain)."""
+    gain-vs-theory plot: x = what overlap could hide, sum over calls of min(G, wait for the
+    tool after G), as a share of L_seq (= min(G, T) / (G + T) for a request that is one call);
+    y = measured gain (L_seq - L_partial) / L_seq; and the ideal schedule's gain."""
     out: dict[str, Any] = {}
     by_speed: dict[float, list[Mapping[str, Any]]] = defaultdict(list)
     for r in records:
@@ -502,6 +504,7 @@ def summarize_sweep(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             seq, part = task_means(recs, "sequential"), task_means(recs, "partial")
             ideal = task_means(recs, "sequential", "ideal_s")
             hide = task_means(recs, "sequential", "hideable_s")
+            invalid = {str(r["task_id"]) for r in recs if r.get("invalid_first")}
             points = []
             for t in sorted(set(seq) & set(part)):
                 points.append(
@@ -514,6 +517,7 @@ def summarize_sweep(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                         "ideal_gain": (seq[t] - ideal[t]) / seq[t]
                         if t in ideal and seq[t] > 0
                         else None,
+                        "invalid_first": t in invalid,
                     }
                 )
             ratio, _ = paired_ratio(part, seq)

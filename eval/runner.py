@@ -1,0 +1,541 @@
+"""The eval runner: every bundled workload's tasks in every mode, interleaved, on one backend, one
+run at a time; each run measured from its timelines into one record of results.jsonl.
+
+Modes run interleaved per task (the starting mode rotates from task to task, so neither machine
+drift nor a warm prefix cache favours one mode). A failing run is recorded with its error and
+the eval goes on. It never runs two requests at once and never invents or adjusts a number.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from eval.metrics import MODES, call_end, call_ideal, held_units, request_ideal, summarize
+from eval.workload import ROOT, Task, Workload, spec_facts
+
+SWEEP_MODES = ("sequential", "partial")
+
+
+@dataclass
+class EvalConfig:
+    """Everything one `sgl-conveyor eval` invocation decides (recorded in summary.json)."""
+
+    workloads: str = "all"
+    modes: tuple[str, ...] = MODES
+    backend: str = "replay"  # local | replay | http://host:port
+    replay_file: str | None = None
+    tasks: int | None = None
+    repeats: int = 3
+    tokens_per_second: float = 25.0
+    ttft_s: float = 0.05
+    out: str = "eval/out"
+    record: str | None = None
+    record_mode: str = "partial"
+    sweep: tuple[float, ...] = ()
+    sweep_repeats: int = 1
+    warmup: bool = True
+    flush_cache: bool = True
+    run_timeout_s: float = 600.0
+    time_scale: float = 1.0  # replay only: 0 streams as fast as possible (tests)
+    progress: bool = True
+    command: str = ""
+
+
+@dataclass
+class Planned:
+    """One run to do."""
+
+    workload: Workload
+    task: Task
+    mode: str
+    repeat: int
+    position: int  # where the mode came in this task's interleaved group
+    tokens_per_second: float | None = None  # a sweep point (replay)
+    sweep: bool = False
+
+
+@dataclass
+class EvalResult:
+    records: list[dict[str, Any]]
+    summary: dict[str, Any]
+    out: Path
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+# --- backends -----------------------------------------------------------------------------------
+
+
+class Backends:
+    """Creates the backends of one eval, once each (the local model and a server are shared)."""
+
+    def __init__(self, config: EvalConfig):
+        self.config = config
+        self._live: Any = None
+
+    @property
+    def is_replay(self) -> bool:
+        return self.config.backend == "replay"
+
+    def describe(self) -> str:
+        c = self.config
+        if self.is_replay:
+            return f"replay at {c.tokens_per_second:g} tokens/s, TTFT {c.ttft_s:g} s"
+        return "local (embedded SmolLM2-135M)" if c.backend == "local" else f"server {c.backend}"
+
+    def live(self) -> Any:
+        """The model backend: the embedded one, or a running SGLang server."""
+        if self._live is None:
+            spec = self.config.backend
+            if spec == "local":
+                from sgl_conveyor.backends.local import default_backend
+
+                self._live = default_backend()
+            elif spec.startswith(("http://", "https://")):
+                import sglang as sgl
+
+                self._live = sgl.RuntimeEndpoint(spec)
+            else:
+                raise ValueError(f"backend must be local, replay or a URL, not {spec!r}")
+        return self._live
+
+    def replay(self, workload: Workload, tokens_per_second: float | None = None) -> Any:
+        """A replay backend over the workload's rows of --replay-file or of its own trace."""
+        from sgl_conveyor.backends.replay import ReplayBackend
+
+        path = self.config.replay_file or workload.trace()
+        if path is None:
+            raise FileNotFoundError(f"workload {workload.name} has no trace; pass --replay-file")
+        rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+        rows = [r for r in rows if r.get("workload", workload.name) in ("", workload.name)]
+        if not rows:
+            raise ValueError(f"{path} holds no trace rows of workload {workload.name}")
+        return ReplayBackend(
+            rows,
+            tokens_per_second=tokens_per_second or self.config.tokens_per_second,
+            ttft_s=self.config.ttft_s,
+            time_scale=self.config.time_scale,
+        )
+
+    def main(self, workload: Workload) -> Any:
+        return self.replay(workload) if self.is_replay else self.live()
+
+
+# --- one run ------------------------------------------------------------------------------------
+
+
+def run_one(
+    workload: Workload,
+    task: Task,
+    mode: str,
+    backend: Any,
+    *,
+    repeat: int = 0,
+    timeout_s: float = 600.0,
+    flush_cache: bool = False,
+) -> dict[str, Any]:
+    """Run the program once on `task` in `mode` and measure it. Never raises: a failure is the
+    record's `error`."""
+    from sgl_conveyor.backends.recording import RecordingBackend
+
+    record: dict[str, Any] = {
+        "workload": workload.name,
+        "task_id": task.id,
+        "mode": mode,
+        "repeat": repeat,
+        "latency_s": None,
+        "decode_s": None,
+        "tool_s": None,
+        "ideal_s": None,
+        "n_units": None,
+        "prompt_tokens": None,
+        "cached_tokens": None,
+        "error": None,
+        "invalid_first": task.invalid_first,
+    }
+    try:
+        args = workload.args_for(task, mode)
+    except Exception as e:
+        record["error"] = f"{type(e).__name__}: {e}"
+        return record
+    if flush_cache:
+        _flush(backend)
+    recorder = RecordingBackend(backend)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        box["t0"] = time.perf_counter()
+        try:
+            state = workload.program.run(backend=recorder, **workload.run_options, **args)
+            state.stream_executor.sync()
+            box["state"] = state
+        except BaseException as e:
+            box["exc"] = e
+        finally:
+            box["t1"] = time.perf_counter()
+
+    thread = threading.Thread(target=target, name=f"eval-{workload.name}-{task.id}", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        record["error"] = f"TimeoutError: the run took longer than {timeout_s:g} s"
+        return record
+    if "exc" in box:
+        e = box["exc"]
+        record["error"] = f"{type(e).__name__}: {e}"
+    else:
+        err = box["state"].stream_executor.error_
+        if err is not None:
+            record["error"] = f"{type(err).__name__}: {err}"
+    record["latency_s"] = box["t1"] - box["t0"]
+    # The program's own arguments dict (run() copies ours): the key of its recorded lineage.
+    programs = recorder.programs()
+    lineage = programs[0] if programs else args
+    try:
+        record.update(measure(workload, recorder, lineage, box["t0"], record["latency_s"]))
+    except Exception as e:  # a measurement bug must not end the eval either
+        record["error"] = record["error"] or f"measurement failed: {type(e).__name__}: {e}"
+    finally:
+        recorder.forget(lineage)
+    return record
+
+
+def _flush(backend: Any) -> None:
+    """Empty the backend's prefix cache so each run starts from the same state."""
+    from sglang.lang.backend.base_backend import BaseBackend
+
+    flush = getattr(type(backend), "flush_cache", None)
+    if flush is None or flush is BaseBackend.flush_cache:
+        return
+    try:
+        backend.flush_cache()
+    except Exception:
+        pass  # a server that refuses: rotation of the mode order still keeps runs fair
+
+
+def collect_timelines(recorder: Any, args: Mapping[str, Any]) -> list[Any]:
+    """The live Timelines of every partial_tool attempt of one program, forks included, in the
+    order their streams started."""
+    seen: dict[int, Any] = {}
+    for exe in recorder.executors(args):
+        for meta in list(getattr(exe, "meta_info", {}).values()):
+            conv = meta.get("conveyor") if isinstance(meta, Mapping) else None
+            if not conv:
+                continue
+            for tl in conv.get("timelines", ()):
+                seen.setdefault(id(tl), tl)
+    return sorted(seen.values(), key=lambda tl: tl.stream_start or tl.created)
+
+
+def measure(
+    workload: Workload, recorder: Any, args: Mapping[str, Any], t0: float, latency_s: float
+) -> dict[str, Any]:
+    """G, T, the ideal, units and the cache proof of one finished run, from its timelines and
+    the generations the recorder saw. Times in the record are seconds from the run's start."""
+    timelines = collect_timelines(recorder, args)
+    calls, spans = [], []
+    decode = tool = hideable = overhead = 0.0
+    chunks = n_units = max_units = 0
+    errors = []
+    for tl in timelines:
+        d = tl.to_dict(origin=t0)
+        order, patterns, concurrency = spec_facts(workload, tl.tool)
+        ideal = call_ideal(d, order=order, held=held_units(d, patterns), concurrency=concurrency)
+        end = call_end(d)
+        d["ideal_s"] = ideal
+        d["order"] = order
+        calls.append(d)
+        if ideal is not None and end is not None and d["stream_start_s"] is not None:
+            spans.append((float(d["stream_start_s"]), end, ideal))
+        g, t = d["decode_s"] or 0.0, d["tool_s"] or 0.0
+        # What overlap could hide: the decoding, or the wait for the tool after it (its wall
+        # time, not its busy sum: parallel units already overlap each other).
+        wait = max(0.0, end - d["stream_end_s"]) if end is not None and g else 0.0
+        decode, tool, hideable = decode + g, tool + t, hideable + min(g, wait)
+        overhead += tl.overhead_s
+        chunks += tl.chunks
+        n_units += len(d["units"])
+        max_units = max(max_units, len(d["units"]))
+        if d["aborted_s"] is not None:
+            errors.append(d["abort_reason"])
+
+    generations = []
+    for g in recorder.generations(args):
+        tool_call = any(
+            tl.stream_start is not None
+            and tl.stream_start <= g.started <= (tl.stream_end or float("inf"))
+            for tl in timelines
+        )
+        generations.append(
+            {
+                "kind": "tool_call" if tool_call and g.kind == "stream" else g.kind,
+                "start_s": g.started - t0,
+                "first_s": None if g.first is None else g.first - t0,
+                "end_s": None if g.ended is None else g.ended - t0,
+                "chars": len(g.text),
+                "prompt_tokens": g.meta.get("prompt_tokens"),
+                "cached_tokens": g.meta.get("cached_tokens"),
+                "completion_tokens": g.meta.get("completion_tokens"),
+                "closed_early": g.closed_early,
+            }
+        )
+    followup = _followup(generations, timelines, t0)
+    return {
+        "decode_s": decode if timelines else None,
+        "tool_s": tool if timelines else None,
+        "ideal_s": request_ideal(latency_s, spans),
+        "hideable_s": hideable,
+        "n_units": n_units,
+        "n_calls": len(timelines),
+        "max_units_per_call": max_units,
+        "overhead_s": overhead,
+        "chunks": chunks,
+        "call_errors": errors,
+        "prompt_tokens": followup.get("prompt_tokens"),
+        "cached_tokens": followup.get("cached_tokens"),
+        "calls": calls,
+        "generations": generations,
+    }
+
+
+def _followup(generations: Sequence[Mapping[str, Any]], timelines: Sequence[Any], t0: float):
+    """The first generation (not a tool call, not a choice) after a result was reinjected."""
+    injected = [tl.result_injected for tl in timelines if tl.result_injected is not None]
+    if not injected:
+        return {}
+    after = min(injected) - t0
+    for g in generations:
+        if g["kind"] in ("gen", "stream") and g["start_s"] >= after:
+            return g
+    return {}
+
+
+# --- the plan and the loop ----------------------------------------------------------------------
+
+
+def plan_runs(
+    workloads: Sequence[Workload], config: EvalConfig
+) -> tuple[list[Planned], dict[str, str]]:
+    """Every run of the eval, in the order it will happen; and the workloads left out, why."""
+    runs: list[Planned] = []
+    skipped: dict[str, str] = {}
+    modes = list(config.modes)
+    for wl in workloads:
+        try:
+            tasks = wl.tasks(config.tasks)
+        except Exception as e:
+            skipped[wl.name] = f"{type(e).__name__}: {e}"
+            continue
+        if not tasks:
+            skipped[wl.name] = "no tasks"
+            continue
+        for repeat in range(config.repeats):
+            for i, task in enumerate(tasks):
+                rot = (i + repeat) % len(modes)
+                for pos, mode in enumerate(modes[rot:] + modes[:rot]):
+                    runs.append(Planned(wl, task, mode, repeat, pos))
+        sweep_modes = [m for m in SWEEP_MODES if m in modes] or list(SWEEP_MODES)
+        for tps in config.sweep:
+            for repeat in range(config.sweep_repeats):
+                for i, task in enumerate(tasks):
+                    rot = (i + repeat) % len(sweep_modes)
+                    order = sweep_modes[rot:] + sweep_modes[:rot]
+                    for pos, mode in enumerate(order):
+                        runs.append(Planned(wl, task, mode, repeat, pos, tps, sweep=True))
+    return runs, skipped
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, disable=not enabled, unit="run", dynamic_ncols=True, leave=True)
+
+
+def run_eval(
+    config: EvalConfig,
+    workloads: Sequence[Workload],
+    *,
+    log: Callable[[str], None] | None = None,
+) -> EvalResult:
+    """Run the eval and write results.jsonl, summary.json, report.md and the plots to `out`."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    backends = Backends(config)
+    plan, skipped = plan_runs(workloads, config)
+    records: list[dict[str, Any]] = []
+    results_path = out / "results.jsonl"
+    cache: dict[tuple[str, float | None], Any] = {}
+
+    def backend_for(p: Planned) -> Any:
+        key = (p.workload.name, p.tokens_per_second)
+        if key not in cache:
+            if p.tokens_per_second is not None:
+                cache[key] = backends.replay(p.workload, p.tokens_per_second)
+            else:
+                cache[key] = backends.main(p.workload)
+        return cache[key]
+
+    warmed: set[str] = set()
+    with results_path.open("w") as f, _progress(len(plan), config.progress) as bar:
+        for p in plan:
+            name = p.workload.name
+            if name in skipped:
+                bar.update(1)
+                continue
+            try:
+                backend = backend_for(p)
+            except Exception as e:
+                skipped[name] = f"backend: {type(e).__name__}: {e}"
+                log(f"skipping workload {name}: {skipped[name]}")
+                bar.update(1)
+                continue
+            if config.warmup and name not in warmed:
+                warmed.add(name)
+                bar.set_postfix_str(f"{name}: warm-up")
+                for mode in config.modes:  # loads, compiles and caches what a first run would
+                    run_one(p.workload, p.task, mode, backend, timeout_s=config.run_timeout_s)
+            bar.set_postfix_str(f"{name} {p.task.id} {p.mode}")
+            rec = run_one(
+                p.workload,
+                p.task,
+                p.mode,
+                backend,
+                repeat=p.repeat,
+                timeout_s=config.run_timeout_s,
+                flush_cache=config.flush_cache,
+            )
+            rec["position"] = p.position
+            rec["sweep"] = p.sweep
+            rec["tokens_per_second"] = (
+                p.tokens_per_second
+                if p.sweep
+                else (config.tokens_per_second if backends.is_replay else None)
+            )
+            rec["backend"] = "replay" if p.sweep else config.backend
+            records.append(rec)
+            f.write(json.dumps(rec, default=str) + "\n")
+            f.flush()
+            if rec["error"]:
+                bar.write(f"  {name} {p.task.id} {p.mode}: {rec['error']}")
+            bar.update(1)
+
+    summary = summarize(records)
+    summary["skipped"] = skipped
+    summary["config"] = asdict(config)
+    summary["environment"] = environment(backends.describe())
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    from eval.report import write_report
+
+    write_report(out, records, summary)
+    return EvalResult(records, summary, out, skipped)
+
+
+# --- recording a trace --------------------------------------------------------------------------
+
+
+def record_traces(
+    config: EvalConfig,
+    workloads: Sequence[Workload],
+    *,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Path]:
+    """Run the live model over each workload's tasks once (in `config.record_mode`) and write
+    the replay traces. `{workload}` in the path writes one file per workload."""
+    from sgl_conveyor.backends.recording import RecordingBackend, write_trace
+
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    if config.record is None:
+        raise ValueError("no trace path to record to")
+    backends = Backends(config)
+    if backends.is_replay:
+        log("recording from the replay backend copies the trace it replays")
+    rows_by_file: dict[Path, list[dict[str, Any]]] = {}
+    total = sum(len(wl.tasks(config.tasks)) for wl in workloads)
+    with _progress(total, config.progress) as bar:
+        for wl in workloads:
+            path = Path(config.record.replace("{workload}", wl.name))
+            rows = rows_by_file.setdefault(path, [])
+            backend = backends.main(wl)
+            for task in wl.tasks(config.tasks):
+                bar.set_postfix_str(f"{wl.name} {task.id}")
+                recorder = RecordingBackend(backend)
+                args = wl.args_for(task, config.record_mode)
+                error: BaseException | None = None
+                try:
+                    state = wl.program.run(backend=recorder, **wl.run_options, **args)
+                    state.stream_executor.sync()
+                    error = state.stream_executor.error_
+                except Exception as e:
+                    error = e
+                programs = recorder.programs()
+                if error is not None or len(programs) != 1:
+                    why = f"{type(error).__name__}: {error}" if error else "no generation"
+                    bar.write(f"  {wl.name} {task.id}: not recorded: {why}")
+                else:
+                    row = recorder.trace_row(programs[0], task_id=task.id, workload=wl.name)
+                    row["input"] = dict(task.input)
+                    row.update({k: v for k, v in task.extra.items() if k not in row})
+                    rows.append(row)
+                bar.update(1)
+    written = {}
+    for path, rows in rows_by_file.items():
+        written[str(path)] = write_trace(rows, path)
+        log(f"wrote {len(rows)} task(s) to {path}")
+    return written
+
+
+# --- the environment of a run -------------------------------------------------------------------
+
+
+def environment(backend: str) -> dict[str, Any]:
+    """What a reader needs to judge the numbers: machine, versions, commit, date."""
+    import sglang
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+            )
+            return out.stdout.strip()
+        except Exception:
+            return None
+
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "backend": backend,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "sglang": getattr(sglang, "__version__", "?"),
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "dirty": bool(status) if status is not None else None,
+    }
+
+
+def load_records(path: str | Path) -> list[dict[str, Any]]:
+    """Read results.jsonl back (to re-summarize or re-plot without re-running)."""
+    return [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
+
+
+def iter_modes(modes: str | Iterable[str]) -> tuple[str, ...]:
+    """Parse and check a comma list of modes."""
+    if isinstance(modes, str):
+        modes = [m.strip() for m in modes.split(",") if m.strip()]
+    modes = tuple(dict.fromkeys(modes))
+    bad = [m for m in modes if m not in MODES]
+    if bad or not modes:
+        raise ValueError(f"unknown mode(s) {', '.join(bad) or '(none)'}; modes: {', '.join(MODES)}")
+    return modes

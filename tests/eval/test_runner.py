@@ -1,0 +1,163 @@
+"""The eval end to end on the replay backend with a tiny workload of its own: modes interleaved
+per task, every run measured, failures recorded, files written, the CLI and its entry points."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tiny_workload import TRACE, make_workload, write_jsonl
+
+from eval.cli import main
+from eval.runner import EvalConfig, load_records, run_eval
+
+ROOT = Path(__file__).resolve().parents[2]
+REQUIRED = (
+    "workload",
+    "task_id",
+    "mode",
+    "repeat",
+    "latency_s",
+    "decode_s",
+    "tool_s",
+    "ideal_s",
+    "n_units",
+    "prompt_tokens",
+    "cached_tokens",
+    "error",
+)
+MODES = ("sequential", "call-eager", "partial")
+
+
+def fast(out: Path, **kw) -> EvalConfig:
+    kw.setdefault("repeats", 2)
+    return EvalConfig(
+        tokens_per_second=kw.pop("tokens_per_second", 400.0),
+        ttft_s=0.005,
+        out=str(out),
+        warmup=False,
+        progress=False,
+        command="sgl-conveyor eval --workload tiny",
+        **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("eval")
+    result = run_eval(fast(tmp / "out", sweep=(200.0, 800.0)), [make_workload(tmp / "wl")])
+    return result
+
+
+def test_every_run_is_one_record_with_the_required_fields(evaluated):
+    records = load_records(evaluated.out / "results.jsonl")
+    assert len(records) == 3 * 3 * 2 + 2 * 3 * 2  # tasks x modes x repeats + the sweep
+    for r in records:
+        assert set(REQUIRED) <= set(r)
+        assert r["error"] is None, r["error"]
+        assert r["latency_s"] > 0 and r["decode_s"] > 0 and r["n_units"] >= 1
+        assert r["ideal_s"] <= r["latency_s"] + 1e-9
+        assert r["prompt_tokens"] > 0 and r["cached_tokens"] is not None  # the follow-up gen
+    by_key = {(r["task_id"], r["mode"], r["repeat"]): r for r in records if not r["sweep"]}
+    assert by_key[("cities", "sequential", 0)]["n_units"] == 3
+    bad = by_key[("bad", "partial", 0)]
+    assert bad["n_calls"] == 2 and len(bad["call_errors"]) == 1  # rejected, then retried
+    assert bad["invalid_first"] is True
+
+
+def test_modes_run_interleaved_per_task_with_a_rotating_start(evaluated):
+    main_runs = [r for r in evaluated.records if not r["sweep"]]
+    groups = [main_runs[i : i + 3] for i in range(0, len(main_runs), 3)]
+    firsts = []
+    for g in groups:
+        assert len({(r["task_id"], r["repeat"]) for r in g}) == 1
+        assert sorted(r["mode"] for r in g) == sorted(MODES)
+        assert [r["position"] for r in g] == [0, 1, 2]
+        firsts.append(g[0]["mode"])
+    assert len(set(firsts)) == 3  # no mode always goes first
+    sweep = [r for r in evaluated.records if r["sweep"]]
+    assert {r["tokens_per_second"] for r in sweep} == {200.0, 800.0}
+    assert {r["mode"] for r in sweep} == {"sequential", "partial"}
+
+
+def test_the_summary_has_every_number_the_report_needs(evaluated):
+    summary = json.loads((evaluated.out / "summary.json").read_text())
+    s = summary["workloads"]["tiny"]
+    assert s["n_tasks"] == 3
+    for mode in MODES:
+        m = s["modes"][mode]
+        assert m["n"] == 6 and m["errors"] == 0
+        for key in ("mean_latency_s", "p50_latency_s", "p90_latency_s", "std_latency_s"):
+            assert m[key] is not None
+    for key in ("speedup_vs_sequential", "ratio_vs_call_eager", "overhead_us_per_token"):
+        assert s[key] is not None and s[key] > 0
+    assert "overlap_captured" in s and ("overlap_captured_reason" in s)
+    assert s["mean_n_units"] > 0 and s["errors"] == {m: 0 for m in MODES}
+    assert s["invalid_first"]["n_tasks"] == 1
+    assert {g["workload"] for g in summary["goals"]} == {"tiny"}
+    assert set(summary["sweep"]) == {"200", "800"}
+    assert summary["config"]["repeats"] == 2 and summary["environment"]["cpus"]
+
+
+def test_the_report_states_its_command_and_embeds_its_plots(evaluated):
+    report = (evaluated.out / "report.md").read_text()
+    assert "sgl-conveyor eval --workload tiny" in report
+    assert "<!-- eval:headline:start -->" in report and "| tiny | 3 |" in report
+    for png in ("latency.png", "timeline_tiny.png", "gain_vs_theory.png", "overhead.png"):
+        assert (evaluated.out / png).stat().st_size > 10_000
+        assert f"({png})" in report
+    assert (evaluated.out / "table.md").read_text().startswith("| workload |")
+
+
+def test_a_failing_run_is_recorded_and_the_eval_goes_on(tmp_path):
+    wl = make_workload(tmp_path / "wl")
+    write_jsonl([row for row in TRACE if row["id"] != "rivers"], Path(wl.trace_path))
+    result = run_eval(fast(tmp_path / "out", repeats=1), [wl])
+    errors = [r for r in result.records if r["error"]]
+    assert len(result.records) == 9 and len(errors) == 3
+    assert all(r["task_id"] == "rivers" and "rivers" in r["error"] for r in errors)
+    s = result.summary["workloads"]["tiny"]
+    assert s["errors"] == {m: 1 for m in MODES} and s["modes"]["partial"]["n"] == 2
+
+
+def test_a_workload_without_a_trace_is_skipped_with_the_reason(tmp_path):
+    wl = make_workload(tmp_path / "wl", name="untraced")
+    Path(wl.trace_path).unlink()
+    result = run_eval(fast(tmp_path / "out", repeats=1), [wl])
+    assert result.records == [] and "untraced" in result.skipped
+    assert "Not run" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_the_command_line_runs_a_workload_from_a_programs_folder(tmp_path, capsys):
+    programs = tmp_path / "tiny_programs"
+    programs.mkdir()
+    (programs / "tiny.py").write_text(
+        "from pathlib import Path\n"
+        "from tiny_workload import make_workload\n"
+        "WORKLOAD = make_workload(Path(__file__).parent / 'data')\n"
+    )
+    (programs / "broken.py").write_text("raise RuntimeError('not finished')\n")
+    out = tmp_path / "out"
+    argv = ["--programs", str(programs), "--workload", "tiny", "--repeats", "1", "--tasks", "2"]
+    argv += ["--tokens-per-second", "800", "--no-warmup", "--quiet", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr()
+    assert "| tiny | 2 |" in printed.out and "not finished" in printed.err
+    assert len(load_records(out / "results.jsonl")) == 2 * 3
+    assert "sgl-conveyor eval --programs" in (out / "report.md").read_text()
+    assert main(["--programs", str(programs), "--workload", "nope", "--quiet"]) == 2
+    assert main(["--programs", str(programs), "--record", "x.jsonl", "--quiet"]) == 2
+
+
+def test_python_dash_m_eval_cli_works():
+    done = subprocess.run(
+        [sys.executable, "-m", "eval.cli", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and "--sweep" in done.stdout
