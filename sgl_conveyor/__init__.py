@@ -46,6 +46,7 @@ from sgl_conveyor.errors import (
 )
 from sgl_conveyor.lang.partial_tool import (
     SglPartialTool,
+    cancel,
     get_default_mode,
     install,
     partial_tool,
@@ -93,6 +94,7 @@ __all__ = [
     "UnitSchemaError",
     "UnknownToolError",
     "call_report",
+    "cancel",
     "default_backend",
     "default_registry",
     "get_default_mode",

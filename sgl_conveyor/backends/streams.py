@@ -14,4 +14,10 @@ from typing import Any
 
 def open_call_stream(backend: Any, exe: Any, sampling_params: Any) -> Iterator[tuple[str, dict]]:
     """An iterator of (text delta, meta info) for the prompt in `exe`, closable at any time."""
+    from sglang.lang.backend.runtime_endpoint import RuntimeEndpoint
+
+    if isinstance(backend, RuntimeEndpoint):
+        from sgl_conveyor.backends.sglang_server import stream_generate
+
+        return stream_generate(backend, exe, sampling_params)
     return iter(backend.generate_stream(exe, sampling_params=sampling_params))

@@ -16,12 +16,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sglang.lang import interpreter as _interpreter
 from sglang.lang.interpreter import StreamExecutor
 from sglang.lang.ir import SglExpr, SglGen, SglRoleEnd
 
 from sgl_conveyor.backends.streams import open_call_stream
 from sgl_conveyor.errors import (
     ArgumentRejectedError,
+    CallCancelledError,
     ConveyorError,
     IncompleteError,
     MalformedCallError,
@@ -285,7 +287,9 @@ class _CallRunner:
         sp = self._sampling_params(spec)
         stream: Iterator[tuple[str, dict[str, Any]]] | None = None
         meta: dict[str, Any] = {}
+        exe._conveyor_active = call
         try:
+            _raise_if_cancelled(exe)
             call.begin()
             stream = open_call_stream(exe.backend, exe, sp)
             try:
@@ -314,6 +318,7 @@ class _CallRunner:
                     tl.overhead_s += (t1 - t0) + (time.perf_counter() - t2)
                     if detector.complete:
                         break
+                    _raise_if_cancelled(exe)
                     if call.poll() is not None:
                         raise call.failure
             finally:
@@ -353,6 +358,7 @@ class _CallRunner:
                 f"stream of the {spec.name} call failed: {type(e).__name__}: {e}", tool=spec.name
             )
         finally:
+            exe._conveyor_active = None
             if att.error is not None:
                 call.abort(att.error)
             call.end()
@@ -433,6 +439,24 @@ class _CallRunner:
                 exe.stream_var_event[var].set()
         if last.error is not None and node.on_error == "raise":
             raise last.error
+
+
+def _raise_if_cancelled(exe: StreamExecutor) -> None:
+    reason = getattr(exe, "_conveyor_cancel", None)
+    if reason is not None:
+        raise reason
+
+
+def cancel(state: Any, reason: str = "cancelled by the user") -> None:
+    """Cancel the program's partial tool calls: the one running now stops decoding and all its
+    work (units running or queued are cancelled, reversible ones undone); later ones do not
+    start. Their results are CallCancelledError. Safe from any thread."""
+    exe = getattr(state, "stream_executor", state)
+    error = CallCancelledError(reason)
+    exe._conveyor_cancel = error
+    active = getattr(exe, "_conveyor_active", None)
+    if active is not None:
+        active._fail(error)
 
 
 def _mark_injected(calls: Sequence[ToolCall]) -> None:
@@ -525,6 +549,17 @@ def install() -> None:
             else:
                 orig_init(self, expr)
 
+        orig_run_internal = _interpreter.run_internal
+
+        def run_internal(state: Any, program: Any, func_args: Any, func_kwargs: Any, sync: Any):
+            try:
+                return orig_run_internal(state, program, func_args, func_kwargs, sync)
+            except BaseException as e:
+                # The program body failed: its tool calls must not keep running.
+                cancel(state, f"the program raised {type(e).__name__}: {e}")
+                raise
+
         StreamExecutor._execute = _execute
         StreamExecutor._init_var_event = _init_var_event
+        _interpreter.run_internal = run_internal
         _installed = True

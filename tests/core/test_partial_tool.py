@@ -341,3 +341,44 @@ def test_without_prewarm_the_cache_still_covers_everything_before_the_result(reg
     tok = backend.tokenizer()
     assert meta["cached_tokens"] >= len(tok.encode(before_result).ids) - 2
     assert meta["cached_tokens"] < meta["prompt_tokens"] - 4  # the result itself was new
+
+
+SLOW_TASK = {
+    "id": "slow",
+    "input": {"question": "q"},
+    "outputs": ['{"queries": ["' + '", "'.join(f"city number {i}" for i in range(5)) + '"]}', "x"],
+}
+
+
+def test_cancel_stops_decoding_and_the_work_of_the_call(registry):
+    st = make_program(registry).run(question="q", backend=replay([SLOW_TASK], tps=40), stream=True)
+    pieces = st.text_iter("call")
+    next(pieces)
+    sgl_conveyor.cancel(st)
+    for _ in pieces:
+        pass
+    st.sync()
+    err = st["call_result"]
+    assert isinstance(err, sgl_conveyor.CallCancelledError)
+    report = sgl_conveyor.call_report(st, "call")["calls"][0]
+    assert report["completion_tokens"] is None or report["completion_tokens"] < 20
+    assert "city number 4" not in st["call"]
+    assert report["leaked_threads"] == 0
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_program_that_raises_cancels_its_running_call(registry):
+    @sgl.function
+    def program(s, question, task_id=None):
+        s += sgl.user(question)
+        s += sgl.assistant(sgl.partial_tool("lookup", name="call", registry=registry))
+        time.sleep(0.1)  # the call is streaming on the executor's thread meanwhile
+        raise RuntimeError("the program gave up")
+
+    st = program.run(question="q", backend=replay([SLOW_TASK], tps=40), stream=True)
+    err = st["call_result"]  # waits for the call to end
+    assert isinstance(err, sgl_conveyor.CallCancelledError)
+    assert "the program raised RuntimeError: the program gave up" in str(err)
+    assert "city number 4" not in st["call"]  # decoding stopped well before the end
+    report = sgl_conveyor.call_report(st, "call")["calls"][0]
+    assert report["leaked_threads"] == 0
