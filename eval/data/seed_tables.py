@@ -772,6 +772,61 @@ Abu Dhabi|United Arab Emirates
 Jeddah|Saudi Arabia
 """
 
+# US states and DC: name | two-letter code (for "City, ST" and "City, State" forms)
+US_STATES = """
+Alabama|AL
+Alaska|AK
+Arizona|AZ
+Arkansas|AR
+California|CA
+Colorado|CO
+Connecticut|CT
+Delaware|DE
+District of Columbia|DC
+Florida|FL
+Georgia|GA
+Hawaii|HI
+Idaho|ID
+Illinois|IL
+Indiana|IN
+Iowa|IA
+Kansas|KS
+Kentucky|KY
+Louisiana|LA
+Maine|ME
+Maryland|MD
+Massachusetts|MA
+Michigan|MI
+Minnesota|MN
+Mississippi|MS
+Missouri|MO
+Montana|MT
+Nebraska|NE
+Nevada|NV
+New Hampshire|NH
+New Jersey|NJ
+New Mexico|NM
+New York|NY
+North Carolina|NC
+North Dakota|ND
+Ohio|OH
+Oklahoma|OK
+Oregon|OR
+Pennsylvania|PA
+Rhode Island|RI
+South Carolina|SC
+South Dakota|SD
+Tennessee|TN
+Texas|TX
+Utah|UT
+Vermont|VT
+Virginia|VA
+Washington|WA
+West Virginia|WV
+Wisconsin|WI
+Wyoming|WY
+"""
+
 
 def rows(table: str) -> list[list[str]]:
     """The rows of a table above, split on '|'."""
