@@ -64,6 +64,7 @@ EARLY_ABORT_WORKLOADS = ("validation",)
 OVERLAP_MIN_GAP = 0.05  # overlap captured is noise where the ideal saves < 5% of L_seq
 
 _SPLIT_SUFFIX = re.compile(r"#\d+$")
+ABORT_NOTES = frozenset({"undo", "undo_failed", "abort_failed"})
 
 
 # --- the ideal of one call ----------------------------------------------------------------------
@@ -128,7 +129,9 @@ def call_end(call: Mapping[str, Any]) -> float | None:
         )
     ]
     times += [u.get("finished_s") for u in call.get("units", ())]
-    times += [n.get("t_s") for n in call.get("notes", ())]
+    # Only the notes of the abort itself: others (a prewarm of the cache after the program's
+    # last attempt, say) are stamped on every attempt of the call.
+    times += [n.get("t_s") for n in call.get("notes", ()) if n.get("event") in ABORT_NOTES]
     known = [float(t) for t in times if t is not None]
     return max(known) if known else None
 

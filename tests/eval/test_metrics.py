@@ -161,6 +161,12 @@ def test_other_aborts_claim_nothing():
     assert call_ideal(c) == pytest.approx(3.1)
 
 
+def test_an_aborted_attempt_ends_with_its_abort_not_with_later_notes():
+    c = call(3.0, [unit(0, 1.0, 0.2)], aborted_s=3.1)
+    c["notes"] = [{"t_s": 3.3, "event": "undo"}, {"t_s": 9.0, "event": "prewarmed"}]
+    assert call_end(c) == pytest.approx(3.3)
+
+
 def test_the_ideal_does_not_depend_on_the_time_axis():
     def units():
         return [unit(0, 1.0, 3.0), unit(1, 2.0, 0.1), unit(2, 3.0, 0.1)]
