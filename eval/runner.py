@@ -117,7 +117,8 @@ class Backends:
         if path is None:
             raise FileNotFoundError(f"workload {workload.name} has no trace; pass --replay-file")
         rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-        rows = [r for r in rows if r.get("workload", workload.name) in ("", workload.name)]
+        if self.config.replay_file:  # one file may hold several workloads' traces
+            rows = [r for r in rows if r.get("workload", workload.name) in ("", workload.name)]
         if not rows:
             raise ValueError(f"{path} holds no trace rows of workload {workload.name}")
         return ReplayBackend(
