@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-scale", type=float, default=1.0, help=argparse.SUPPRESS)
     p.add_argument("--programs", help=argparse.SUPPRESS)  # another programs/ folder (tests)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--report-from",
+        metavar="DIR",
+        help="run nothing: summarize DIR/results.jsonl again and rewrite its report and plots",
+    )
     return p
 
 
@@ -129,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress=not args.quiet,
         command=shlex.join(["sgl-conveyor", "eval", *argv]),
     )
+    if args.report_from:
+        return rereport(Path(args.report_from))
     found = discover(args.programs)
     for module, why in found.errors.items():
         print(f"warning: {module} not loaded: {why}", file=sys.stderr)
@@ -151,6 +158,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run_eval(config, workloads)
     print_summary(result.summary, Path(config.out))
     return 0 if result.records and not result.skipped else 1
+
+
+def rereport(out: Path) -> int:
+    """Summary, report and plots again from an earlier run's results.jsonl (same command and
+    environment: the records are the ones that run measured)."""
+    import json
+
+    from eval.metrics import summarize
+    from eval.report import write_report
+    from eval.runner import load_records
+
+    try:
+        records = load_records(out / "results.jsonl")
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    old = out / "summary.json"
+    summary = json.loads(old.read_text()) if old.exists() else {}
+    summary.update(summarize(records))
+    old.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    write_report(out, records, summary)
+    print_summary(summary, out)
+    return 0
 
 
 def print_summary(summary: dict, out: Path) -> None:

@@ -115,7 +115,7 @@ def test_the_report_states_its_command_and_embeds_its_plots(evaluated):
 def test_a_failing_run_is_recorded_and_the_eval_goes_on(tmp_path):
     wl = make_workload(tmp_path / "wl")
     write_jsonl([row for row in TRACE if row["id"] != "rivers"], Path(wl.trace_path))
-    result = run_eval(fast(tmp_path / "out", repeats=1), [wl])
+    result = run_eval(fast(tmp_path / "out", repeats=1, tokens_per_second=1000.0), [wl])
     errors = [r for r in result.records if r["error"]]
     assert len(result.records) == 9 and len(errors) == 3
     assert all(r["task_id"] == "rivers" and "rivers" in r["error"] for r in errors)
@@ -141,13 +141,17 @@ def test_the_command_line_runs_a_workload_from_a_programs_folder(tmp_path, capsy
     )
     (programs / "broken.py").write_text("raise RuntimeError('not finished')\n")
     out = tmp_path / "out"
-    argv = ["--programs", str(programs), "--workload", "tiny", "--repeats", "1", "--tasks", "2"]
-    argv += ["--tokens-per-second", "800", "--no-warmup", "--quiet", "--out", str(out)]
+    argv = ["--programs", str(programs), "--workload", "tiny", "--repeats", "1", "--tasks", "1"]
+    argv += ["--modes", "sequential,partial", "--tokens-per-second", "1000"]
+    argv += ["--no-warmup", "--quiet", "--out", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr()
-    assert "| tiny | 2 |" in printed.out and "not finished" in printed.err
-    assert len(load_records(out / "results.jsonl")) == 2 * 3
+    assert "| tiny | 1 |" in printed.out and "not finished" in printed.err
+    assert [r["mode"] for r in load_records(out / "results.jsonl")] == ["sequential", "partial"]
     assert "sgl-conveyor eval --programs" in (out / "report.md").read_text()
+    (out / "report.md").unlink()
+    assert main(["--report-from", str(out)]) == 0  # summary and plots again, nothing run
+    assert (out / "report.md").exists() and (out / "latency.png").exists()
     assert main(["--programs", str(programs), "--workload", "nope", "--quiet"]) == 2
     assert main(["--programs", str(programs), "--record", "x.jsonl", "--quiet"]) == 2
 
