@@ -266,6 +266,7 @@ def plot_timeline(records: Sequence[Mapping[str, Any]], wl: str, path: Path):
         Patch(color=WAIT_COLOR, label="unit generated, waiting"),
         Patch(color=UNIT_COLOR, label="unit runs"),
         Patch(color=FINISH_COLOR, label="tool finish"),
+        Line2D([], [], ls="", marker="v", color="black", label="result injected"),
         Line2D([], [], color="black", lw=1.2, ls="--", label="request done"),
     ]
     fig.legend(handles=legend, loc="outside lower center", fontsize=7, ncol=4, frameon=False)
@@ -341,6 +342,9 @@ def _draw_request(ax: Any, run: Mapping[str, Any], mode: str) -> None:
         if start > gen:
             ax.broken_barh([(gen, start - gen)], (y - h / 4, h / 2), color=WAIT_COLOR)
         ax.broken_barh([(start, max(end - start, 1e-4))], (y - h / 2, h), color=UNIT_COLOR)
+    injected = {c["result_injected_s"] for c in run["calls"] if c.get("result_injected_s")}
+    for t in injected:
+        ax.plot([t], [y_model], marker="v", color="black", ms=6, zorder=4)
     ax.axvline(run["latency_s"], color="black", lw=1.2, ls="--")
     ax.text(
         run["latency_s"], y_model, f" {run['latency_s']:.2f} s", va="center", ha="left", fontsize=8
