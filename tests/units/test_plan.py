@@ -117,3 +117,9 @@ def test_a_cut_last_step_is_checked_at_finish():
     assert first.meta["id"] == 1
     with pytest.raises(UnitError, match="unterminated string"):
         sp.finish()
+
+
+def test_odd_escapes_in_arguments_do_not_warn(recwarn):
+    (p,) = steps('1. grep("\\d+", r"\\w")\n')
+    assert p.meta["args"] == ("\\d+", "\\w")
+    assert not [w for w in recwarn if issubclass(w.category, (DeprecationWarning, SyntaxWarning))]
