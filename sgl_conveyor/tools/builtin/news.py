@@ -230,7 +230,8 @@ class LocalNewsTool(Tool):
     # --- the call ----------------------------------------------------------------------------
 
     def start(self, ctx: CallContext) -> None:
-        ctx.state["news"] = _CallState()
+        # The runtime runs start() on a worker, possibly after a unit's check set this up.
+        ctx.state.setdefault("news", _CallState())
         self.gazetteer  # noqa: B018 - load the gazetteer now, off the units' critical path
 
     def check_unit(self, unit: Unit, ctx: CallContext) -> None:

@@ -32,7 +32,7 @@ FILENAME = "<script>"
 _TOOL_LIMITS = ("pool_size", "data_dir")
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity: the tool keeps a set of them
 class _CallState:
     """One call's sandbox and what its statements did so far. Owned by the call's context."""
 
@@ -57,6 +57,7 @@ class PythonTool(Tool):
         self._pool: SandboxPool | None = None
         self._lock = threading.Lock()
         self._active: set[Sandbox] = set()
+        self._calls: set[_CallState] = set()  # calls whose sandbox may still be arriving
 
     # --- configuration -----------------------------------------------------------------------
 
@@ -88,7 +89,21 @@ class PythonTool(Tool):
     # --- the call ----------------------------------------------------------------------------
 
     def start(self, ctx: CallContext) -> None:
-        ctx.state["python"] = _CallState(self.pool.acquire())
+        # The runtime runs start() on a worker: it may come after an abort, or race a unit.
+        with self._lock:
+            if "python" in ctx.state:
+                return
+            if ctx.cancelled.is_set():
+                ctx.state["python"] = _discarded_state()
+                return
+        future = self.pool.acquire()
+        with self._lock:
+            if "python" in ctx.state:  # lost a race: give the extra sandbox back by killing it
+                future.add_done_callback(_kill_when_ready)
+                return
+            st = _CallState(future)
+            ctx.state["python"] = st
+            self._calls.add(st)
 
     def check_unit(self, unit: Unit, ctx: CallContext) -> None:
         code, line = _statement(unit, ctx)
@@ -136,19 +151,20 @@ class PythonTool(Tool):
         with self._lock:
             pool, self._pool = self._pool, None
             active, self._active = list(self._active), set()
+            calls, self._calls = list(self._calls), set()
+        for st in calls:
+            self._discard_state(st)
         if pool is not None:
-            pool.close()
+            pool.close()  # waits for spawns in flight; their callbacks kill what calls held
         for sb in active:
             sb.kill()
 
     # --- helpers -----------------------------------------------------------------------------
 
     def _state(self, ctx: CallContext) -> _CallState:
-        st = ctx.state.get("python")
-        if st is None:  # a runtime that skipped start(): start now
+        if "python" not in ctx.state:  # a runtime that skipped start(): start now
             self.start(ctx)
-            st = ctx.state["python"]
-        return st
+        return ctx.state["python"]
 
     def _sandbox(self, st: _CallState, ctx: CallContext) -> Sandbox:
         while True:
@@ -189,9 +205,16 @@ class PythonTool(Tool):
         sb.kill()
 
     def _discard(self, ctx: CallContext) -> None:
-        st: _CallState | None = ctx.state.get("python")
-        if st is None:
-            return
+        with self._lock:
+            st: _CallState | None = ctx.state.get("python")
+            if st is None:
+                # Aborted before start() ran: make sure a late start() acquires nothing.
+                ctx.state["python"] = _discarded_state()
+                return
+            self._calls.discard(st)
+        self._discard_state(st)
+
+    def _discard_state(self, st: _CallState) -> None:
         st.discarded = True
 
         def kill(f: Future) -> None:
@@ -199,6 +222,17 @@ class PythonTool(Tool):
                 self._release(f.result())
 
         st.future.add_done_callback(kill)  # runs now if the sandbox is already there
+
+
+def _discarded_state() -> _CallState:
+    future: Future = Future()
+    future.cancel()
+    return _CallState(future, discarded=True)
+
+
+def _kill_when_ready(f: Future) -> None:
+    if not f.cancelled() and f.exception() is None:
+        f.result().kill()
 
 
 def _statement(unit: Unit, ctx: CallContext) -> tuple[str, int]:

@@ -96,24 +96,28 @@ class SqlTool(Tool):
     def __init__(self, spec: ToolSpec | None = None):
         super().__init__(spec)
         self._path: Path | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     @property
     def path(self) -> Path:
         with self._lock:
-            if self._path is None:
-                self._path = database_file(self.spec.limits.get("database", DATABASE))
-            return self._path
+            return self._database()
+
+    def _database(self) -> Path:
+        if self._path is None:
+            self._path = database_file(self.spec.limits.get("database", DATABASE))
+        return self._path
 
     def start(self, ctx: CallContext) -> None:
-        ctx.state["sql"] = _CallState(open_readonly(self.path))
+        self._state(ctx)
 
     def _state(self, ctx: CallContext) -> _CallState:
-        st = ctx.state.get("sql")
-        if st is None:
-            self.start(ctx)
-            st = ctx.state["sql"]
-        return st
+        # start() runs on a worker and may race the check of the query: one connection only.
+        with self._lock:
+            st = ctx.state.get("sql")
+            if st is None:
+                st = ctx.state["sql"] = _CallState(open_readonly(self._database()))
+            return st
 
     def check_unit(self, unit: Unit, ctx: CallContext) -> None:
         if unit.path != "/query":
@@ -168,7 +172,7 @@ class SqlTool(Tool):
                 columns = _unique([d[0] for d in cur.description or ()])
                 rows = cur.fetchmany(max_rows + 1)
             except sqlite3.Error as e:
-                if stopped and stopped[0] == "cancelled":
+                if ctx.cancelled.is_set() or (stopped and stopped[0] == "cancelled"):
                     raise CallCancelledError("the call was cancelled", tool=self.spec.name) from e
                 if stopped:
                     raise ToolTimeoutError(
