@@ -11,6 +11,7 @@ import json
 import re
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
+from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import Any
 
 from sgl_conveyor.errors import IncompleteError, UnitError, UnitSchemaError
@@ -38,7 +39,9 @@ _N_NAMES = ("after '-'", "", "", "after '.'", "", "after the exponent mark", "af
 
 _WS = " \t\n\r"
 _WS_RUN = re.compile(r"[ \t\n\r]+")
-_STR_RUN = re.compile(r'[^"\\\x00-\x1f]*')  # string characters that need no attention
+# String content that needs no attention: plain characters and two-character escapes (a `\\u`
+# escape, an escape cut by a chunk boundary, a quote or a control character stops it).
+_STR_RUN = re.compile(r'[^"\\\x00-\x1f]*(?:\\["\\/bfnrt][^"\\\x00-\x1f]*)*')
 _DIGITS = re.compile(r"[0-9]*")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r"}
@@ -396,8 +399,7 @@ class JsonUnitDetector:
         self._sinks: list[_Sink] | None = None
         self._dec: list[str] = []
         self._dec_len = 0  # decoded characters so far (given or pending)
-        self._dec_map: list[tuple[int, int, bool]] = []  # (decoded offset, stream offset, raw)
-        self._hi: tuple[str, int] | None = None  # a high-surrogate escape awaiting its pair
+        self._hi: str | None = None  # a high-surrogate escape awaiting its pair
 
     # --- protocol ---------------------------------------------------------------------------
 
@@ -471,9 +473,13 @@ class JsonUnitDetector:
                 j = _STR_RUN.match(s, i).end()
                 if j != i:
                     if self._sinks is not None:
-                        self._decoded(s[i:j], base + i, True)
+                        run = s[i:j]
+                        self._decoded(scanstring(run + '"', 0)[0] if "\\" in run else run, True)
                     if self._enum is not None:
-                        self._enum_prefix(s[i:j])
+                        if "\\" in s[i:j]:
+                            self._enum = None  # prefix checks only cover escape-free strings
+                        else:
+                            self._enum_prefix(s[i:j])
                     if j == n:
                         break
                 c = s[j]
@@ -711,13 +717,17 @@ class JsonUnitDetector:
         match = self._v_match
         if not match:
             return self._after(end)
-        text = self._slice(start, end)
-        value = json.loads(text) if "\\" in text else text[1:-1]
         sinks = self._sinks
+        if sinks is None or start == self._doc_start or len(sinks) < len(match):
+            text = self._slice(start, end)
+            value = json.loads(text) if "\\" in text else text[1:-1]
+        else:  # only split patterns here: the pieces are the units, the value is not needed
+            text = value = ""
+
         if sinks is not None:
             if self._hi is not None:  # a lone high surrogate right before the closing quote
                 hi, self._hi = self._hi, None
-                self._decoded(hi[0], hi[1], False)
+                self._decoded(hi, False)
             self._flush_split(out)
             self._sinks = None
             by_pattern = {sk.pattern: sk for sk in sinks}
@@ -748,7 +758,7 @@ class JsonUnitDetector:
                 if ch is None:
                     self._fail(f"invalid escape '\\{c}'", base + i)
                 self._esc = None
-                self._escaped(ch, base + i - 1)
+                self._escaped(ch)
                 return i + 1
             esc = "u"
             i += 1
@@ -763,11 +773,11 @@ class JsonUnitDetector:
             esc += c
             i += 1
         self._esc = None
-        self._escaped(chr(int(esc[1:], 16)), base + i - 6)
+        self._escaped(chr(int(esc[1:], 16)))
         return i
 
-    def _escaped(self, ch: str, off: int) -> None:
-        """A decoded escape at stream offset `off` (its backslash)."""
+    def _escaped(self, ch: str) -> None:
+        """A character decoded from an escape (`\\n`, `\\u00e9`, half of a surrogate pair)."""
         self._enum = None  # prefix checks only cover escape-free strings
         if self._sinks is None:
             return
@@ -775,14 +785,13 @@ class JsonUnitDetector:
         if hi is not None:
             self._hi = None
             if "\udc00" <= ch <= "\udfff":  # json.loads joins an escaped surrogate pair
-                pair = 0x10000 + ((ord(hi[0]) - 0xD800) << 10) + (ord(ch) - 0xDC00)
-                self._decoded(chr(pair), hi[1], False)
+                self._decoded(chr(0x10000 + ((ord(hi) - 0xD800) << 10) + (ord(ch) - 0xDC00)), False)
                 return
-            self._decoded(hi[0], hi[1], False)
+            self._decoded(hi, False)
         if "\ud800" <= ch <= "\udbff":
-            self._hi = (ch, off)
+            self._hi = ch
             return
-        self._decoded(ch, off, False)
+        self._decoded(ch, False)
 
     def _enum_prefix(self, run: str) -> None:
         text = self._enum_text + run
@@ -812,16 +821,15 @@ class JsonUnitDetector:
             self._sinks = sinks
             self._dec.clear()
             self._dec_len = 0
-            self._dec_map.clear()
             self._hi = None
 
-    def _decoded(self, text: str, off: int, raw: bool) -> None:
-        """Queue decoded string content (at stream offset `off`) for the splitters."""
-        if raw and self._hi is not None:
+    def _decoded(self, text: str, run: bool) -> None:
+        """Queue decoded string content for the splitters (`run`: not from a `\\u` escape)."""
+        if run and self._hi is not None:
             hi, self._hi = self._hi, None
-            self._decoded(hi[0], hi[1], False)
+            self._dec.append(hi)
+            self._dec_len += 1
         self._dec.append(text)
-        self._dec_map.append((self._dec_len, off, raw))
         self._dec_len += len(text)
 
     def _flush_split(self, out: list[Unit]) -> None:
@@ -869,16 +877,38 @@ class JsonUnitDetector:
     def _split_fail(self, e: UnitError, sk: _Sink, at_end: int | None) -> None:
         """Re-raise a splitter's error with its offset mapped into the stream."""
         off = at_end
-        if e.offset is not None and e.offset < self._dec_len and self._dec_map:
-            k = bisect_right(self._dec_map, (e.offset, float("inf"), True)) - 1
-            dec_off, stream_off, raw = self._dec_map[max(k, 0)]
-            off = stream_off + (e.offset - dec_off) if raw else stream_off
+        if e.offset is not None and e.offset < self._dec_len:
+            off = self._stream_offset(e.offset)
         if off is None:
             off = self._total
         where = f"{e} (in the decoded string at {sk.path or '/'})"
         # The string itself closed: code cut inside it is malformed, not a truncated stream.
         self._dec.clear()
         self._fail(where, off)
+
+    def _stream_offset(self, target: int) -> int:
+        """Stream offset of the open string's decoded character `target` (re-decodes the string's
+        raw text: only on the error path, so the hot path keeps no offset map)."""
+        raw = self._slice(self._v_start + 1, self._total)
+        i = d = 0
+        n = len(raw)
+        while i < n and d < target:
+            if raw[i] != "\\":
+                i += 1
+            elif raw[i + 1 : i + 2] != "u":
+                i += 2
+            else:
+                hi = raw[i + 2 : i + 6]
+                lo = raw[i + 8 : i + 12] if raw[i + 6 : i + 8] == "\\u" else ""
+                pair = (
+                    len(lo) == 4
+                    and all(h in _HEX for h in hi + lo)
+                    and 0xD800 <= int(hi, 16) <= 0xDBFF
+                    and 0xDC00 <= int(lo, 16) <= 0xDFFF
+                )
+                i += 12 if pair else 6
+            d += 1
+        return self._v_start + 1 + i
 
     # --- numbers ----------------------------------------------------------------------------
 

@@ -305,13 +305,14 @@ def test_split_string_with_escapes_and_surrogate_pairs_across_chunks():
 
 
 def test_split_plan_inside_json_maps_errors_to_stream_offsets():
-    plan = '1. search("a")\n2. calc($3)\n'
-    doc = json.dumps({"plan": plan})
-    d = JsonUnitDetector([UnitPattern("/plan", "plan")])
-    with pytest.raises(UnitError) as e:
-        feed_all(d, list(doc))
-    assert doc[e.value.offset : e.value.offset + 2] == "$3"
-    assert "$3" in str(e.value) and "/plan" in str(e.value)
+    plan = '1. search("caf\u00e9 \U0001f600 \\"q\\"")\n2. calc($3)\n'
+    doc = json.dumps({"plan": plan})  # \u00e9, \ud83d\ude00, \\\" and \n escapes before $3
+    for chunks in ([doc], list(doc), [doc[i : i + 5] for i in range(0, len(doc), 5)]):
+        d = JsonUnitDetector([UnitPattern("/plan", "plan")])
+        with pytest.raises(UnitError) as e:
+            feed_all(d, chunks)
+        assert doc[e.value.offset : e.value.offset + 2] == "$3"
+        assert "$3" in str(e.value) and "/plan" in str(e.value)
 
 
 def test_code_cut_inside_a_closed_string_is_malformed_not_truncated():

@@ -22,6 +22,7 @@ from unit_strategies import (
     canon,
     chunkings,
     encode_json,
+    encode_string,
     expected_json_units,
     json_patterns,
     json_prefix_status,
@@ -378,3 +379,28 @@ def test_broken_plans_fail_the_same_way_whatever_the_chunking(plan, data):
     valid = run_detector(PlanSplitter(), [text[: ref.error.offset]], finish=False)
     assert valid.error is None
     assert run.units == valid.units[: len(run.units)]
+
+
+@SETTINGS
+@given(plans(), st.data())
+def test_plan_errors_inside_json_point_at_the_same_character(plan, data):
+    """A splitter's error offset (in the decoded string) lands on the stream character that
+    decodes to it, through any escapes."""
+    text = data.draw(mutated(plan.text))
+    rnd = data.draw(st.randoms(use_true_random=False))
+    doc = '{"plan": ' + encode_string(text, rnd) + "}"
+    ref = run_detector(PlanSplitter(), [text])
+    run = run_detector(JsonUnitDetector([UnitPattern("/plan", "plan")]), data.draw(chunkings(doc)))
+    if ref.error is None:
+        assert run.error is None
+        assert [(u.text, u.start, u.end, dict(u.meta)) for u in run.units] == [
+            (p.text, p.start, p.end, dict(p.meta)) for p in ref.units
+        ]
+        return
+    assert type(run.error) is UnitError
+    content = len('{"plan": "')
+    if ref.error.offset < len(text):
+        decoded = json.loads('"' + doc[content : run.error.offset] + '"')
+        assert len(decoded) == ref.error.offset
+    else:  # found at the end of the text: at the string's closing quote
+        assert run.error.offset == len(doc) - 2

@@ -1,0 +1,1 @@
+"""Evaluation: workloads, the runner, metrics, reports and micro-benchmarks."""
