@@ -23,10 +23,19 @@ What is enforced, and how (each layer reports itself in `Sandbox.enforced`):
 - privileges: as root, the REPL drops every capability except reading and writing files it does
   not own (mount permissions still apply), and sets no_new_privs.
 - output: the kept output is capped per call; a statement that writes far more is stopped.
+- lifetime: a sandbox serves one call. If this process dies, the supervisor notices within
+  0.2 s and kills the REPL; working directories left by a process that died are removed by the
+  next one, and live sandboxes are killed at interpreter exit.
+
+Not enforced: a memory cgroup (RLIMIT_AS bounds each process's address space, so memory adds
+up across the max_processes processes a statement may start); total disk use in the working
+directory (RLIMIT_FSIZE bounds each file); seccomp system-call filtering. Without root, only the
+rlimits, the audit hooks and the process-group kill apply, and `enforced` says so.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -39,6 +48,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -64,6 +74,34 @@ STATUS_TEXT = {
     "cancelled": "the call was cancelled",
     "skipped": "an earlier statement ended the script",
 }
+
+
+_LIVE: weakref.WeakSet[Sandbox] = weakref.WeakSet()
+WORKDIR_PREFIX = "sgl-conveyor-sandbox-"
+_swept = False
+_sweep_lock = threading.Lock()
+
+
+def _sweep_stale_workdirs() -> None:
+    """Once per process: remove working directories left by processes that died uncleanly."""
+    global _swept
+    with _sweep_lock:
+        if _swept:
+            return
+        _swept = True
+    with contextlib.suppress(OSError):
+        for d in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*-*"):
+            owner = d.name[len(WORKDIR_PREFIX) :].split("-", 1)[0]
+            if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+                shutil.rmtree(d, ignore_errors=True)
+
+
+@atexit.register
+def _kill_all() -> None:
+    """At interpreter exit, end every sandbox still alive (and remove its working directory)."""
+    for sb in list(_LIVE):
+        with contextlib.suppress(Exception):
+            sb.kill("exit")
 
 
 class SandboxError(ToolExecutionError):
@@ -256,13 +294,15 @@ class Sandbox:
         self._deadline: float | None = None
         self._cgroup: _PidsCgroup | None = None
         self._reader: threading.Thread | None = None
-        self.workdir = Path(tempfile.mkdtemp(prefix="sgl-conveyor-sandbox-"))
+        _sweep_stale_workdirs()
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
         self.spawn_s = 0.0
         try:
             self._proc = self._spawn()
         except BaseException:
             self._cleanup_files()
             raise
+        _LIVE.add(self)
 
     # -- start-up --
 

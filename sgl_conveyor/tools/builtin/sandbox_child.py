@@ -262,7 +262,8 @@ def _install_audit_guards(block_network: bool, max_spawns: int | None) -> None:
 
 
 def _supervise(child: int) -> None:
-    """Wait for the REPL, forward SIGINT, turn SIGTERM into SIGKILL; exit with its status."""
+    """Wait for the REPL, forward SIGINT, turn SIGTERM into SIGKILL, kill it if our parent
+    dies; exit with its status."""
 
     def kill(_sig, _frame):
         try:
@@ -283,12 +284,20 @@ def _supervise(child: int) -> None:
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
+    parent = os.getppid()
     while True:
         try:
-            _, status = os.waitpid(child, 0)
-            break
+            pid, status = os.waitpid(child, os.WNOHANG)
         except ChildProcessError:
             os._exit(1)
+        if pid:
+            break
+        if os.getppid() != parent:
+            # The tool's process died (we were re-parented): a statement that sleeps would
+            # otherwise outlive it. PR_SET_PDEATHSIG cannot do this: it fires when the parent
+            # *thread* that spawned us ends, and the pool spawns from short-lived threads.
+            kill(None, None)
+        time.sleep(0.2)
     code = os.waitstatus_to_exitcode(status)
     os._exit(code if code >= 0 else 128 - code)
 
