@@ -383,7 +383,7 @@ def plot_gain(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]], 
     pts = [p for p in gain_points(summary, records) if p["x"] is not None and p["gain"] is not None]
     if not pts:
         return None
-    fig = Figure(figsize=(7.2, 5.4), layout="constrained")
+    fig = Figure(figsize=(9.0, 5.4), layout="constrained")
     ax = fig.subplots()
     speeds = sorted({p["tokens_per_second"] for p in pts})
     cmap = matplotlib.colormaps["viridis"]
@@ -411,12 +411,12 @@ def plot_gain(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]], 
                 s=34,
                 alpha=0.6,
             )
-    top = max(0.55, max(max(p["x"], p["gain"]) for p in pts) * 1.08)
+    top = max(0.55, max(max(p["x"], p["gain"], p.get("ideal_gain") or 0) for p in pts) + 0.04)
     xs = np.linspace(0, 0.5, 50)
     ax.plot(xs, xs, color="black", lw=1.2, label="bound: gain = min(G, T) / (G + T)")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xlim(0, max(0.52, max(p["x"] for p in pts) * 1.08))
-    ax.set_ylim(min(-0.05, min(p["gain"] for p in pts) * 1.1), top)
+    ax.set_ylim(min(-0.05, min(p["gain"] for p in pts) - 0.04), top)
     ax.set_xlabel(
         "overlap opportunity min(G, T) / L_seq, T = wait for the tool after decoding\n"
         "(= min(G, T) / (G + T) for a request that is one call; summed over calls)"
@@ -449,7 +449,7 @@ def plot_gain(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]], 
                 label="first call rejected: early abort, outside the bound",
             )
         )
-    ax.legend(handles=handles, fontsize=7, loc="upper left", ncol=2)
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
     ratio = [
         p["gain"] / p["x"] for p in pts if p["x"] >= OVERLAP_MIN_GAP and not p.get("invalid_first")
