@@ -49,6 +49,7 @@ _SIMPLE_ESCAPES["t"] = "\t"
 _LITERALS = {"t": ("true", True), "f": ("false", False), "n": ("null", None)}
 _NUMBER_START = "-0123456789"
 _NONE: tuple[int, ...] = ()
+_BLOCK = 64  # recent chunks kept apart before they are joined into one block
 
 
 def _pointer_segments(path: str) -> tuple[str, ...]:
@@ -369,8 +370,9 @@ class JsonUnitDetector:
         self._root_match = tuple(k for k, s in enumerate(self._psegs) if not s)
         self._root_alive = tuple(k for k, s in enumerate(self._psegs) if s)
 
-        self._chunks: list[str] = []
+        self._chunks: list[str] = []  # the stream so far: sealed blocks, then recent chunks
         self._starts: list[int] = []
+        self._sealed = 0
         self._total = 0
         self._state = _VALUE
         self._stack: list[_Frame] = []
@@ -411,6 +413,8 @@ class JsonUnitDetector:
         if not chunk or self._state == _DONE:
             return []
         base = self._total
+        if len(self._chunks) - self._sealed >= _BLOCK:
+            self._seal()
         self._chunks.append(chunk)
         self._starts.append(base)
         self._total += len(chunk)
@@ -996,6 +1000,14 @@ class JsonUnitDetector:
             _COLON: "after a property name",
         }.get(self._state, "before the document was closed")
         return f"the JSON document ends {what} at {self._where()}"
+
+    def _seal(self) -> None:
+        """Join the recent chunks into one block: a token-sized string per chunk would cost far
+        more memory than the text itself on long calls."""
+        k = self._sealed
+        self._chunks[k:] = ["".join(self._chunks[k:])]
+        del self._starts[k + 1 :]
+        self._sealed = k + 1
 
     def _slice(self, a: int, b: int) -> str:
         starts = self._starts

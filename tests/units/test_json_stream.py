@@ -446,3 +446,13 @@ def test_make_detector_builds_json_and_text_detectors():
         make_detector([UnitPattern("/a"), UnitPattern("/b")], format="text")
     with pytest.raises(ValueError):
         make_detector([], format="yaml")
+
+
+def test_long_calls_fed_a_character_at_a_time():
+    value = {"items": [{"q": f"query {i} é", "n": i * 1.5} for i in range(300)], "end": True}
+    doc = json.dumps(value, ensure_ascii=False, indent=1)
+    d = JsonUnitDetector([UnitPattern("/items/*"), UnitPattern("")])
+    units = feed_all(d, list(doc))
+    assert [u.value for u in units[:-1]] == value["items"]
+    assert units[-1].text == doc and units[-1].value == value == d.value()
+    assert all(doc[u.start : u.end] == u.text for u in units)
