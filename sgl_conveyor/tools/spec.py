@@ -317,6 +317,12 @@ def spec_from_dict(data: Mapping[str, Any], origin: str | None = None) -> ToolSp
                 cost_ms=u.get("cost_ms"),
             )
         )
+    if fmt == "text" and len(units) > 1:
+        raise ToolSpecError(
+            "a text tool has one unit pattern (its text, split or whole)",
+            source=origin,
+            field="conveyor/units",
+        )
     if not units:
         # Existing OpenAI definitions: the whole call is one unit, with the safe effect.
         units.append(UnitSpec(path="", effect=Effect.IRREVERSIBLE))
