@@ -435,7 +435,9 @@ class ToolCall:
                 return result
         ut.started = time.perf_counter()
         if ut.dispatched is not None:
-            self.cost_model.observe_overhead(ut.started - ut.dispatched)
+            # The hand-off cost only: time spent waiting for the tool's warm-up is not overhead.
+            ready = max(ut.dispatched, self.timeline.tool_ready or 0.0)
+            self.cost_model.observe_overhead(max(0.0, ut.started - ready))
         effect = self._effect(unit)
         key = ledger_key(
             lineage=self._lineage,

@@ -109,7 +109,11 @@ class Tool:
             self.spec = spec
 
     def start(self, ctx: CallContext) -> None:
-        """The call has begun: warm up (connect, spawn a process). Runs before any unit."""
+        """The call has begun: warm up (connect, spawn a process).
+
+        Runs on a worker thread before any `run_unit` of the call, but may overlap the inline
+        `check_unit`s, and may even run after `abort` if the call was doomed very early: make it
+        idempotent and check `ctx.cancelled`."""
 
     def check_unit(self, unit: Unit, ctx: CallContext) -> None:
         """Cheap semantic check of a completed unit; raise ArgumentRejectedError to abort.

@@ -85,8 +85,12 @@ def test_the_added_latency_is_applied(index, no_leaks):
 def test_the_latency_is_seeded():
     a = SearchServer(latency_ms=400, latency_sigma=0.6, seed=7).latency
     b = SearchServer(latency_ms=400, latency_sigma=0.6, seed=7).latency
-    draws = [a.sample() for _ in range(200)]
-    assert draws == [b.sample() for _ in range(200)]
+    c = SearchServer(latency_ms=400, latency_sigma=0.6, seed=8).latency
+    keys = [f"/search?q=query+{i}" for i in range(200)]
+    draws = [a.sample(k) for k in keys]
+    assert draws == [b.sample(k) for k in keys]  # same seed, same request: same delay
+    assert draws != [c.sample(k) for k in keys]
+    assert a.sample(keys[0]) == draws[0]  # paired across runs and modes, whatever the order
     assert 0.3 < sorted(draws)[100] < 0.5  # the median is about latency_ms
 
 

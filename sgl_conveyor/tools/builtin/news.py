@@ -171,7 +171,7 @@ class LocalNewsTool(Tool):
     def fetch(self, place: str, ctx: CallContext) -> list[dict[str, Any]]:
         """The place's whole feed, after the news API's (simulated) network latency."""
         feed = self._feed(place)
-        ctx.sleep(self._latency.sample())
+        ctx.sleep(self._latency.sample(f"news:{place}"))
         return feed
 
     # --- checks ------------------------------------------------------------------------------

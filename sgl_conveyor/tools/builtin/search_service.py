@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import hashlib
 import json
 import math
 import random
@@ -240,22 +241,25 @@ def best_sentence(text: str, stems: set[str], title: str = "") -> str:
 
 @dataclass
 class Latency:
-    """Added response delay: median `ms`, lognormal spread `sigma`, seeded."""
+    """Added response delay: median `ms`, lognormal spread `sigma`, seeded.
+
+    The delay of a request is a function of (seed, request): the same query always waits the
+    same time, so runs of one task in different modes meet identical tool times (a paired
+    comparison), while different queries still spread like a real API's latencies.
+    """
 
     ms: float = DEFAULT_LATENCY_MS
     sigma: float = DEFAULT_LATENCY_SIGMA
     seed: int = 0
 
-    def __post_init__(self) -> None:
-        self._rng = random.Random(self.seed)
-        self._lock = threading.Lock()
-
-    def sample(self) -> float:
-        """The next delay, in seconds."""
+    def sample(self, key: str = "") -> float:
+        """The delay of the request identified by `key`, in seconds."""
         if self.ms <= 0:
             return 0.0
-        with self._lock:
-            z = self._rng.gauss(0.0, 1.0) if self.sigma > 0 else 0.0
+        z = 0.0
+        if self.sigma > 0:
+            digest = hashlib.sha256(f"{self.seed}\0{key}".encode()).digest()
+            z = random.Random(int.from_bytes(digest[:8], "big")).gauss(0.0, 1.0)
         return self.ms * math.exp(self.sigma * z) / 1000.0
 
 
@@ -314,7 +318,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, {"error": str(e)})
 
     def _delay(self) -> None:
-        self.server.stopping.wait(self.server.latency.sample())
+        self.server.stopping.wait(self.server.latency.sample(self.path))
 
     def _send(self, status: int, body: Mapping[str, Any]) -> None:
         data = json.dumps(body, ensure_ascii=False).encode()
