@@ -102,6 +102,7 @@ class ToolCall:
         self._begun = False
         self._closed = False
         self._ended = False
+        self._grace_deadline: float | None = None
 
     # --- state -------------------------------------------------------------------------------
 
@@ -270,7 +271,7 @@ class ToolCall:
             f.cancel()
         for unit in waiting:
             self._times[unit.index].decision = "skip"
-        deadline = time.monotonic() + GRACE_S
+        deadline = self._grace_deadline = time.monotonic() + GRACE_S
         for f in futures:
             try:
                 f.result(timeout=max(0.0, deadline - time.monotonic()))
@@ -297,7 +298,11 @@ class ToolCall:
         self._ended = True
         if self._failure is not None or not self._closed:
             self.ctx.cancelled.set()
-        leaked = self._pool.shutdown(timeout=GRACE_S)
+        # One grace period in all: what abort already waited counts.
+        grace = GRACE_S
+        if self._grace_deadline is not None:
+            grace = max(0.1, self._grace_deadline - time.monotonic())
+        leaked = self._pool.shutdown(timeout=grace)
         self.timeline.leaked_threads = leaked
         if leaked:
             self.timeline.note("leaked_threads", count=leaked)

@@ -323,3 +323,21 @@ def test_a_result_that_cannot_be_rendered_is_a_typed_error():
     call, _ = new_call(make_spec())
     with pytest.raises(ResultNotSerializableError):
         run_call(call, ["unserializable"])
+
+
+class Stubborn(Recorder):
+    def run_unit(self, unit, ctx):
+        time.sleep(3.0)  # ignores cancellation on purpose
+        return "late"
+
+
+def test_a_unit_that_ignores_cancellation_is_counted_as_leaked():
+    spec = make_spec()
+    call = ToolCall(Stubborn(spec), spec, Mode.PARTIAL, ledger=UnitLedger())
+    call.begin()
+    call.add_unit(unit(0, "a"))
+    time.sleep(0.05)
+    call.abort(ValueError("stop"))
+    call.end()
+    assert call.timeline.leaked_threads == 1
+    assert any(n[1] == "leaked_threads" for n in call.timeline.notes)

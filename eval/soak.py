@@ -1,0 +1,293 @@
+"""The soak test: many programs with faulty tools, cut streams and broken calls, all at once.
+
+200 programs go through sglang's `run_batch` on the replay backend. Their calls hang, raise,
+time out, get rejected, return results too big or impossible to render, are cut by max_tokens
+or are malformed, in every mode and effect class; a few run runaway code in the sandbox. The
+soak passes when no program hangs, no thread or process outlives its call, no unit runs twice,
+and every program ends with a result or a clear, typed error. It prints one line:
+`soak: 200 programs, 0 hangs, 0 leaked, 0 double executions, 37 clear errors`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+import sglang as sgl
+
+import sgl_conveyor
+from sgl_conveyor.backends.replay import ReplayBackend
+from sgl_conveyor.tools.builtin.faulty import LEDGER, FaultyTool, faulty_spec
+from sgl_conveyor.tools.registry import BUNDLED_SPECS, ToolRegistry
+
+MODES = ("partial", "sequential", "call-eager")
+EFFECTS = ("pure", "idempotent", "reversible", "irreversible")
+ORDERS = ("parallel", "serial")
+# op -> weight; "hang" only ends by the unit timeout (or by cancellation).
+OPS = {"ok": 10, "sleep": 6, "raise": 2, "hang": 1, "reject": 1, "big": 1, "unserializable": 1}
+RUNAWAY_CODE = [
+    "while True:\n    pass",
+    "x = bytearray(20 * 1024 ** 3)",
+    "import os\nos._exit(3)",
+    "print('ok')\ntotal = sum(range(1000))\nprint(total)",
+]
+
+
+@dataclass
+class Outcome:
+    """What the soak saw of one program."""
+
+    task_id: str
+    kind: str
+    finished: bool = False
+    result: Any = None
+    call_text: str = ""
+
+
+@dataclass
+class Soak:
+    programs: int
+    seed: int = 0
+    unit_timeout_s: float = 0.4
+    deadline_s: float = 240.0
+    include_sandbox: bool = True
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+
+    def registry(self) -> ToolRegistry:
+        reg = ToolRegistry()
+        for effect in EFFECTS:
+            for order in ORDERS:
+                spec = faulty_spec(
+                    effect,
+                    order,
+                    name=f"faulty_{effect}_{order}",
+                    unit_timeout_s=self.unit_timeout_s,
+                    timeout_s=10,
+                    result_max_chars=2000,
+                )
+                reg.add(spec, FaultyTool(spec))
+        if self.include_sandbox:
+            data = json.loads((BUNDLED_SPECS / "python.json").read_text())
+            conv = data["conveyor"]
+            conv["limits"].update(statement_timeout_s=1.0, call_timeout_s=4.0, statement_cpu_s=2)
+            conv.update(unit_timeout_s=3.0, timeout_s=8.0)
+            conv["units"][0]["timeout_s"] = 3.0
+            reg.add(data)  # its own PythonTool instance: closed with this registry
+        return reg
+
+    def tasks(self, rng: random.Random) -> list[dict[str, Any]]:
+        tasks = []
+        for i in range(self.programs):
+            task_id = f"soak-{i:04d}"
+            if self.include_sandbox and i % 25 == 7:
+                code = rng.choice(RUNAWAY_CODE)
+                tasks.append(
+                    {
+                        "id": task_id,
+                        "input": {"tool": "python", "mode": rng.choice(MODES)},
+                        "outputs": [code, "done"],
+                        "kind": "sandbox",
+                        "max_tokens": 256,
+                    }
+                )
+                continue
+            n = rng.randint(1, 6)
+            ops = rng.choices(list(OPS), weights=list(OPS.values()), k=n)
+            steps = []
+            for op in ops:
+                step: dict[str, Any] = {"op": op}
+                if op in ("sleep", "ok"):
+                    step["ms"] = rng.choice([0, 5, 20, 60])
+                if op == "big":
+                    step["size"] = 50_000
+                steps.append(step)
+            call = json.dumps({"steps": steps})
+            kind = "faults"
+            roll = rng.random()
+            max_tokens = 512
+            if roll < 0.12:  # cut by max_tokens
+                kind, max_tokens = "cut", rng.randint(2, 12)
+            elif roll < 0.22:  # malformed JSON
+                kind = "malformed"
+                pos = rng.randint(1, len(call) - 1)
+                call = call[:pos] + rng.choice(["]", ",,", "}", "tru"]) + call[pos:]
+            effect, order = rng.choice(EFFECTS), rng.choice(ORDERS)
+            outputs = [call]
+            retries = 0
+            if "reject" in ops and rng.random() < 0.5:
+                retries = 1
+                outputs.append(json.dumps({"steps": [{"op": "ok"}]}))
+            outputs.append("done")
+            tasks.append(
+                {
+                    "id": task_id,
+                    "input": {"tool": f"faulty_{effect}_{order}", "mode": rng.choice(MODES)},
+                    "outputs": outputs,
+                    "kind": kind,
+                    "max_tokens": max_tokens,
+                    "retries": retries,
+                }
+            )
+        return tasks
+
+    def run(self) -> dict[str, Any]:
+        rng = random.Random(self.seed)
+        registry = self.registry()
+        tasks = self.tasks(rng)
+        backend = ReplayBackend(tasks, tokens_per_second=400.0, ttft_s=0.005)
+        outcomes = self.outcomes
+        for t in tasks:
+            outcomes[t["id"]] = Outcome(t["id"], t["kind"])
+
+        # sglang traces a batch's program with placeholder arguments to pre-cache its prefix:
+        # the body must not look arguments up before its first generation.
+        @sgl.function
+        def program(s, task_id, tool, mode, max_tokens, retries):
+            s += sgl.user("Run the steps.")
+            s += sgl.assistant(
+                sgl.partial_tool(
+                    tool,
+                    name="call",
+                    mode=mode,
+                    registry=registry,
+                    max_tokens=max_tokens,
+                    retries=retries,
+                )
+            )
+            s += sgl.assistant(sgl.gen("after", max_tokens=8))
+            out = outcomes[task_id]
+            out.result = s["call_result"]
+            out.call_text = s["call"]
+            s["after"]  # the program goes on after the call, whatever happened
+            out.finished = True
+
+        base_threads = {t.ident for t in threading.enumerate()}
+        base_children = {p.pid for p in psutil.Process().children(recursive=True)}
+        LEDGER.reset()
+        batch = [
+            {
+                "task_id": t["id"],
+                **t["input"],
+                "max_tokens": t["max_tokens"],
+                "retries": t.get("retries", 0),
+            }
+            for t in tasks
+        ]
+        errors: list[BaseException] = []
+
+        def go() -> None:
+            try:
+                program.run_batch(batch, backend=backend, num_threads=32)
+            except BaseException as e:  # reported, never swallowed
+                errors.append(e)
+
+        started = time.perf_counter()
+        runner = threading.Thread(target=go, name="soak-batch", daemon=True)
+        runner.start()
+        runner.join(self.deadline_s)
+        elapsed = time.perf_counter() - started
+
+        # Tools keep process-wide resources between calls (the sandbox keeps one interpreter
+        # warm for the next call): close them as a program would at exit, then count what is
+        # left. Everything a call started must be gone by now.
+        registry.close()
+        time.sleep(0.5)
+        left_threads = [
+            t.name
+            for t in threading.enumerate()
+            if t.ident not in base_threads
+            and t.is_alive()
+            and t.name != "soak-batch"
+            and not t.name.startswith(("Thread-", "ThreadPoolExecutor"))
+        ]
+        left_children = [
+            p.pid
+            for p in psutil.Process().children(recursive=True)
+            if p.pid not in base_children and p.is_running() and p.status() != "zombie"
+        ]
+        hangs = [o.task_id for o in outcomes.values() if not o.finished]
+        doubles = LEDGER.duplicates()
+        kinds = Counter()
+        unclear = []
+        for o in outcomes.values():
+            if not o.finished:
+                continue
+            if isinstance(o.result, sgl_conveyor.ToolCallError):
+                kinds[o.result.kind] += 1
+                if not str(o.result):
+                    unclear.append(o.task_id)
+            elif o.kind == "sandbox":
+                if any(m in str(o.result) for m in ("Error", "exit status", "killed")):
+                    kinds["error_in_script_output"] += 1
+            elif not _valid_json(o.call_text):
+                unclear.append(o.task_id)  # a broken or cut call must never give a result
+        return {
+            "programs": self.programs,
+            "hangs": len(hangs),
+            "hung": hangs[:10],
+            "leaked_threads": left_threads,
+            "leaked_processes": left_children,
+            "leaked": len(left_threads) + len(left_children),
+            "double_executions": len(doubles),
+            "clear_errors": sum(kinds.values()),
+            "errors_by_kind": dict(kinds),
+            "unclear": unclear,
+            "batch_error": repr(errors[0]) if errors else None,
+            "elapsed_s": round(elapsed, 2),
+        }
+
+
+def _valid_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def summary_line(report: dict[str, Any]) -> str:
+    return (
+        f"soak: {report['programs']} programs, {report['hangs']} hangs, "
+        f"{report['leaked']} leaked, {report['double_executions']} double executions, "
+        f"{report['clear_errors']} clear errors"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m eval.soak", description=__doc__)
+    p.add_argument("--programs", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-sandbox", action="store_true", help="skip the runaway-code programs")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON too")
+    args = p.parse_args(argv)
+    report = Soak(args.programs, seed=args.seed, include_sandbox=not args.no_sandbox).run()
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(f"errors by kind: {report['errors_by_kind']}; took {report['elapsed_s']} s")
+        for key in ("hung", "leaked_threads", "leaked_processes", "unclear"):
+            if report[key]:
+                print(f"{key}: {report[key]}")
+        if report["batch_error"]:
+            print(f"run_batch raised: {report['batch_error']}")
+    print(summary_line(report))
+    ok = (
+        report["hangs"] == 0
+        and report["leaked"] == 0
+        and report["double_executions"] == 0
+        and not report["unclear"]
+        and report["batch_error"] is None
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
