@@ -178,8 +178,10 @@ def _print_human(
     out(f"  {'unit':14} {'generated':>10} {'dispatched':>11} {'finished':>9}  (s)")
     for u in report["units"]:
         g, d, f = u["generated_s"], u["dispatched_s"], u["finished_s"]
-        out(f"  {u['path']:14} {g:>10.3f} {d if d is not None else float('nan'):>11.3f} "
-            f"{f if f is not None else float('nan'):>9.3f}")
+        out(
+            f"  {u['path']:14} {g:>10.3f} {d if d is not None else float('nan'):>11.3f} "
+            f"{f if f is not None else float('nan'):>9.3f}"
+        )
     out(f"  {'stream ended':14} {report['stream_end_s']:>10.3f}")
     out("")
     seq, par = report["sequential_latency_s"], report["latency_s"]
