@@ -8,6 +8,12 @@ comparisons exact where bfloat16 rounding could flip a near tie. Tests that use 
 
 from __future__ import annotations
 
+import os
+
+# Before anything imports torch: libgomp's default spin-waiting makes decoding collapse (25 to
+# under 1 token/s measured) when other processes compete for the cores, as in a shared CI box.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import pytest
 
 

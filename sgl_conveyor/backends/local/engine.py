@@ -705,13 +705,15 @@ class Engine:
 
     def _remember(self, req: _Request) -> None:
         """Remember prompt + generated tokens by their text, for the next prompt's tokenizer."""
-        if not req.prompt.exact or req.stream is None:
+        if not req.prompt.exact:
             return
-        base = len(req.prompt.text)
-        ends = list(req.prompt.ends) + [e + base if e >= 0 else -1 for e in req.stream.ends]
-        if len(ends) != len(req.ids) + len(req.out):
-            return  # an out-of-band token (virtual stop) without a text boundary: skip
-        self.prompts.remember(req.prompt.text + req.stream.raw_text, req.ids + req.out, ends)
+        text, ids, ends = req.prompt.text, req.ids, list(req.prompt.ends)
+        if req.stream is not None:
+            base = len(text)
+            ends += [e + base if e >= 0 else -1 for e in req.stream.ends]
+            text, ids = text + req.stream.raw_text, ids + req.out
+        if len(ends) == len(ids):
+            self.prompts.remember(text, ids, ends)
 
     def _fail_all(self, message: str) -> None:
         for req in [*self._waiting, *self._prefilling, *self._decoding]:
