@@ -329,9 +329,12 @@ def load_model(
     dtype: str | torch.dtype | None = "auto",
     device: str | torch.device | None = None,
     attn_implementation: str | None = None,
+    pack: bool = True,
 ) -> LoadedModel:
-    """Load `model` (default: the packaged SmolLM2-135M-Instruct) for the local engine."""
+    """Load `model` (default: the packaged SmolLM2-135M-Instruct) for the local engine.
+    `pack`: pre-pack bf16 weights for oneDNN on the CPU (faster matrix-vector products)."""
     import tokenizers
+    import torch
     from transformers import AutoModelForCausalLM
 
     model_dir = resolve_model_dir(model)
@@ -341,6 +344,8 @@ def load_model(
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     module = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs).to(dev).eval()
+    if module.config._attn_implementation not in ("sdpa", "eager"):
+        module.config._attn_implementation = "sdpa"  # the engine builds sdpa/eager masks
     tok_path = model_dir / "tokenizer.json"
     if not tok_path.is_file():
         raise ModelNotFoundError(f"{model_dir} has no tokenizer.json (a fast tokenizer is needed)")
@@ -352,6 +357,11 @@ def load_model(
         name = Path(model).stem if Path(model).suffix == ".gguf" else Path(model).name
     head = module.get_output_embeddings()
     vocab = int(head.weight.shape[0]) if head is not None else int(module.config.vocab_size)
+    packed = 0
+    if pack and dev.type == "cpu" and torch_dtype == torch.bfloat16:
+        from sgl_conveyor.backends.local.cpu_kernels import pack_linears
+
+        packed = pack_linears(module)
     return LoadedModel(
         model=module,
         tokenizer=tok,
@@ -363,4 +373,5 @@ def load_model(
         special_token_ids=special,
         vocab_size=vocab,
         chat_template=chat_template_name(model_dir, name),
+        extra={"packed_linears": packed},
     )
