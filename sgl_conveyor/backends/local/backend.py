@@ -1,10 +1,7 @@
-"""`LocalBackend`: an SGLang frontend backend that runs a real model in this process.
+"""`LocalBackend`: an sglang frontend backend that runs a real model in this process.
 
-It speaks sglang's `BaseBackend` contract (generate, generate_stream, select, cache_prefix,
-commit_lazy_operations...) and answers with the SGLang server's meta info, so programs and the
-partial-tool node behave the same here as against a server. All model work goes through the
-`Engine`'s scheduler thread; this adapter only converts parameters and events, and never
-blocks the engine (sglang's `run_batch` calls it from up to 96 threads at once).
+It answers with the SGLang server's meta info, so programs behave as they would against a server.
+It only converts parameters and events: all model work happens on the `Engine`'s thread.
 """
 
 from __future__ import annotations

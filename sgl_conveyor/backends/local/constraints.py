@@ -1,9 +1,7 @@
 """Regex and JSON-schema constrained decoding with xgrammar, the library SGLang itself uses.
 
-Grammars are compiled once per distinct regex or schema (the compiler caches them) and each
-request gets its own matcher. Special tokens other than the stop tokens are removed from the
-vocabulary xgrammar sees: this tokenizer does not mark them special, so xgrammar would otherwise
-allow `<|im_start|>` inside a JSON string while the visible text skips it.
+Grammars compile once per distinct constraint; each request gets its own matcher. A grammar must
+never allow a special token other than a stop token (see `GrammarCompiler`).
 """
 
 from __future__ import annotations
@@ -21,7 +19,11 @@ ANY_JSON = "$$ANY$$"  # SGLang's json_schema value for "any JSON value"
 
 
 class GrammarCompiler:
-    """Compiles the constraint of a request into a fresh `Constraint`."""
+    """Compiles the constraint of a request into a fresh `Constraint`.
+
+    Special tokens other than the stop tokens are emptied from the vocabulary xgrammar sees:
+    this tokenizer does not mark them special, so xgrammar would otherwise allow `<|im_start|>`
+    inside a JSON string while the visible text (which skips special tokens) would not show it."""
 
     def __init__(
         self,

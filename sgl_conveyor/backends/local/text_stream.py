@@ -1,9 +1,7 @@
 """Exact text deltas of a generated token stream, with stop strings held back and cut.
 
-A delta never contains half of a multi-byte character, nor any part of a stop string: the longest
-tail that could still begin a stop string is held back until the next token decides. Special tokens
-are not part of the visible text (like a server with `skip_special_tokens`), but they are part of
-`raw_text`, which is what the prompt tokenizer needs. Never touches the model or torch.
+A delta never holds half of a multi-byte character nor any part of a stop string. Never touches
+the model or torch.
 """
 
 from __future__ import annotations
@@ -15,7 +13,11 @@ from tokenizers.decoders import DecodeStream
 
 
 class TextStream:
-    """Incremental detokenizer for one request."""
+    """Incremental detokenizer for one request.
+
+    The longest visible tail that could still begin a stop string is held back until the next
+    token decides. Special tokens are not part of the visible text (like a server with
+    `skip_special_tokens`) but are part of `raw_text`, which the prompt tokenizer needs."""
 
     def __init__(
         self,
