@@ -26,6 +26,7 @@ from typing import Any
 
 import sglang
 
+from sgl_conveyor.backends.chat_templates import register as _register_chat_templates
 from sgl_conveyor.errors import (
     ArgumentRejectedError,
     BackendError,
@@ -141,3 +142,4 @@ def call_report(state: Any, name: str) -> dict[str, Any]:
 
 install()
 sglang.partial_tool = partial_tool
+_register_chat_templates()
