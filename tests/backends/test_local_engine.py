@@ -263,3 +263,14 @@ def test_seeded_sampling_is_reproducible(local_engine):
 def test_invalid_constraints_fail_at_submission(local_engine):
     with pytest.raises(ValueError, match="regex"):
         local_engine.submit(HAIKU, greedy(4, regex="(unclosed"))
+
+
+def test_repetition_penalties_reduce_repeats(local_engine):
+    prompt = CHAT.format("Repeat the word 'tea' many times.")
+    plain = local_engine.submit(prompt, greedy(24, ignore_eos=True))
+    plain.result()
+    penalized = local_engine.submit(
+        prompt, greedy(24, ignore_eos=True, frequency_penalty=1.5, presence_penalty=1.5)
+    )
+    penalized.result()
+    assert len(set(penalized.output_ids)) > len(set(plain.output_ids))

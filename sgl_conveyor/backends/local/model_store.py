@@ -98,6 +98,21 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """No per-tensor progress bars from transformers while we load or convert (they would land
+    in every demo's and test's output)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def _publish(tmp: Path, final: Path) -> None:
     """Move a fully written temp folder into place. If another process won the race, keep its
     folder and drop ours: both are complete conversions of the same file."""
@@ -154,7 +169,8 @@ def ensure_converted(gguf: Path | None = None) -> Path:
         return final
     with _exclusive(final.parent / f".{final.name}.lock"):
         if not (final / _MARKER).is_file():  # another process may have finished meanwhile
-            _convert(gguf, final, tokenizer_only=False)
+            with _quiet_loading():
+                _convert(gguf, final, tokenizer_only=False)
     return final
 
 
@@ -177,7 +193,8 @@ def tokenizer_file(model: str | os.PathLike[str] | None = None) -> Path:
     if not (only / _MARKER).is_file():
         with _exclusive(only.parent / f".{only.name}.lock"):
             if not (only / _MARKER).is_file():
-                _convert(gguf, only, tokenizer_only=True)
+                with _quiet_loading():
+                    _convert(gguf, only, tokenizer_only=True)
     return only / "tokenizer.json"
 
 
@@ -345,7 +362,8 @@ def load_model(
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "local_files_only": True}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
-    module = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs).to(dev).eval()
+    with _quiet_loading():
+        module = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs).to(dev).eval()
     if module.config._attn_implementation not in ("sdpa", "eager"):
         module.config._attn_implementation = "sdpa"  # the engine builds sdpa/eager masks
     tok_path = model_dir / "tokenizer.json"
