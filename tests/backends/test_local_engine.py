@@ -274,3 +274,13 @@ def test_repetition_penalties_reduce_repeats(local_engine):
     )
     penalized.result()
     assert len(set(penalized.output_ids)) > len(set(plain.output_ids))
+
+
+def test_abort_all_cancels_every_running_request(local_engine):
+    handles = [local_engine.submit(HAIKU, greedy(200, ignore_eos=True)) for _ in range(2)]
+    next(iter(handles[0]))
+    assert set(local_engine.running_ids()) >= {h.id for h in handles}
+    assert local_engine.abort_all() >= 2
+    for h in handles:
+        assert h.wait(30)["finish_reason"]["type"] == "abort"
+    assert local_engine.running_ids() == []

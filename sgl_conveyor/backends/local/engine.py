@@ -283,6 +283,16 @@ class Engine:
         handle.cancel()
         return True
 
+    def running_ids(self) -> list[str]:
+        """Ids of the requests queued or running now."""
+        with self._active_lock:
+            return list(self._active)
+
+    def abort_all(self) -> int:
+        """Cancel every queued or running request; returns how many."""
+        ids = self.running_ids()
+        return sum(self.abort(rid) for rid in ids)
+
     def call(self, fn: Callable[[], Any], timeout: float | None = None) -> Any:
         """Run `fn` on the scheduler thread between steps and return its result."""
         done: dict[str, Any] = {}
