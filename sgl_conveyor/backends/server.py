@@ -196,8 +196,7 @@ class ConveyorServer:
             return _error(400, str(e))
         rid = body.get("rid")
         if body.get("abort_all"):
-            for handle_rid in list(self.engine._active):
-                self.engine.abort(handle_rid)
+            self.engine.abort_all()
         elif rid:
             self.engine.abort(str(rid))
         return Response(status_code=200)

@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from sgl_conveyor.lang.render import role_affixes
 from sgl_conveyor.tools.registry import ToolRegistry, default_registry
 from sgl_conveyor.tools.spec import ToolSpec
 
@@ -64,3 +65,14 @@ def tool_prompt(
             lines.append(f"Request: {ex['request']}")
             lines.append(f"Call: {call_text(spec, ex['call'])}")
     return "\n".join(lines)
+
+
+def tool_turn(content: str, *, role: str = "tool", chat_template: str = "chatml") -> str:
+    """The text of a tool message as partial_tool's reinjection writes it (Render's default,
+    role "tool"), for worked examples shown to the model as chat turns: a few-shot turn then
+    looks exactly like the real results the model will read. `chat_template` is the sglang
+    template name of the model (SmolLM2 and the replay backend use ChatML)."""
+    from sglang.lang.chat_template import get_chat_template
+
+    prefix, suffix = role_affixes(get_chat_template(chat_template).role_prefix_and_suffix, role)
+    return prefix + content + suffix

@@ -1,7 +1,7 @@
 """The registry: tool names to specs and implementations.
 
 The default registry loads the bundled `tool_specs/` folder on first use (or the folders named in
-SGL_CONVEYOR_TOOL_SPECS, separated by os.pathsep). Implementations are imported lazily from the
+CONVEYOR_TOOL_SPECS, separated by os.pathsep). Implementations are imported lazily from the
 spec's `implementation` ("module:Class") the first time a call needs them.
 """
 
@@ -138,7 +138,7 @@ def default_registry() -> ToolRegistry:
     with _DEFAULT_LOCK:
         if _DEFAULT is None:
             reg = ToolRegistry()
-            env = os.environ.get("SGL_CONVEYOR_TOOL_SPECS")
+            env = os.environ.get("CONVEYOR_TOOL_SPECS")
             folders = [Path(p) for p in env.split(os.pathsep) if p] if env else [BUNDLED_SPECS]
             for folder in folders:
                 if folder.is_dir():

@@ -20,9 +20,9 @@ def test_the_gguf_is_found_without_importing_its_package():
 
 
 def test_cache_root_follows_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("SGL_CONVEYOR_CACHE", str(tmp_path / "a"))
+    monkeypatch.setenv("CONVEYOR_CACHE", str(tmp_path / "a"))
     assert model_store.cache_root() == tmp_path / "a"
-    monkeypatch.delenv("SGL_CONVEYOR_CACHE")
+    monkeypatch.delenv("CONVEYOR_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert model_store.cache_root() == tmp_path / "xdg" / "sgl-conveyor"
     monkeypatch.delenv("XDG_CACHE_HOME")
@@ -63,7 +63,7 @@ def test_two_processes_converting_at_once_both_get_one_complete_folder(tmp_path)
         print(model_store.ensure_converted())
         """
     )
-    env = {**os.environ, "SGL_CONVEYOR_CACHE": str(tmp_path)}
+    env = {**os.environ, "CONVEYOR_CACHE": str(tmp_path)}
     procs = [
         subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
         for _ in range(2)

@@ -45,9 +45,9 @@ class ModelNotFoundError(BackendError):
 
 
 def cache_root() -> Path:
-    """The user cache directory: `$SGL_CONVEYOR_CACHE`, else `$XDG_CACHE_HOME/sgl-conveyor`,
+    """The user cache directory: `$CONVEYOR_CACHE`, else `$XDG_CACHE_HOME/sgl-conveyor`,
     else `~/.cache/sgl-conveyor`."""
-    explicit = os.environ.get("SGL_CONVEYOR_CACHE")
+    explicit = os.environ.get("CONVEYOR_CACHE")
     if explicit:
         return Path(explicit).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")

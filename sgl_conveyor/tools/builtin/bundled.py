@@ -13,8 +13,8 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def data_root() -> Path:
-    """`$SGL_CONVEYOR_DATA`, else the repository's eval/data folder."""
-    explicit = os.environ.get("SGL_CONVEYOR_DATA")
+    """`$CONVEYOR_DATA`, else the repository's eval/data folder."""
+    explicit = os.environ.get("CONVEYOR_DATA")
     return Path(explicit).expanduser() if explicit else REPO_ROOT / "eval" / "data"
 
 
@@ -25,9 +25,9 @@ def data_path(relative: str | os.PathLike) -> Path:
 
 
 def cache_root() -> Path:
-    """`$SGL_CONVEYOR_CACHE`, else `$XDG_CACHE_HOME/sgl-conveyor`, else ~/.cache/sgl-conveyor
+    """`$CONVEYOR_CACHE`, else `$XDG_CACHE_HOME/sgl-conveyor`, else ~/.cache/sgl-conveyor
     (the same rule as the model store)."""
-    explicit = os.environ.get("SGL_CONVEYOR_CACHE")
+    explicit = os.environ.get("CONVEYOR_CACHE")
     if explicit:
         return Path(explicit).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
@@ -39,5 +39,5 @@ def missing_data(path: Path, generator: str) -> FileNotFoundError:
     """The error for a bundled file that is not there, saying how to make it."""
     return FileNotFoundError(
         f"bundled data file {path} is missing: generate it with `python -m {generator}` from "
-        "the repository root, or point SGL_CONVEYOR_DATA at a folder that has it"
+        "the repository root, or point CONVEYOR_DATA at a folder that has it"
     )

@@ -346,7 +346,7 @@ class Sandbox:
             "OMP_NUM_THREADS": threads,
             "MKL_NUM_THREADS": threads,
             "DATA_DIR": self.data_dir,
-            "SGL_CONVEYOR_SANDBOX": "1",
+            "CONVEYOR_SANDBOX": "1",
         }
         proc = subprocess.Popen(
             [sys.executable, "-I", "-u", "-B", str(CHILD_SCRIPT), json.dumps(cfg)],

@@ -2,7 +2,7 @@
 closes; the call's result lists the hits of every query, in query order.
 
 Also the HTTP client the `plan` tool shares. It finds the service at the spec's `limits.url` or
-$SGL_CONVEYOR_SEARCH_URL, else starts one in this process on a free loopback port (shared by every
+$CONVEYOR_SEARCH_URL, else starts one in this process on a free loopback port (shared by every
 tool of the process, stopped when the last one closes). It never sends a query anywhere else.
 """
 
@@ -27,8 +27,8 @@ from sgl_conveyor.tools.builtin.search_service import (
 from sgl_conveyor.tools.spec import ToolSpec
 from sgl_conveyor.units.base import Unit
 
-URL_ENV = "SGL_CONVEYOR_SEARCH_URL"
-LATENCY_ENV = "SGL_CONVEYOR_SEARCH_LATENCY_MS"
+URL_ENV = "CONVEYOR_SEARCH_URL"
+LATENCY_ENV = "CONVEYOR_SEARCH_LATENCY_MS"
 
 
 # --- the shared in-process service -----------------------------------------------------------
