@@ -59,4 +59,31 @@ except json.JSONDecodeError:
 else:
     print("demo              " + json.dumps(demo)[:2000])
 PY
+echo "== sgl-conveyor serve on CUDA, and the demo and a short eval against it over HTTP"
+PORT="${PORT:-30123}"
+"$CLI" serve --port "$PORT" > "$OUT/serve.log" 2>&1 &
+SERVE_PID=$!
+trap 'kill $SERVE_PID 2>/dev/null || true' EXIT
+for _ in $(seq 1 120); do
+    curl -sf "http://127.0.0.1:$PORT/health" > /dev/null && break
+    sleep 0.5
+done
+head -c 400 "$OUT/serve.log" | grep "listening" || { tail -20 "$OUT/serve.log"; exit 1; }
+timeout 90 "$CLI" demo --backend "http://127.0.0.1:$PORT" --json > "$OUT/demo_serve.json" \
+    2> "$OUT/demo_serve.log" || { tail -20 "$OUT/demo_serve.log"; exit 1; }
+timeout 150 "$CLI" eval --workload search,codegen --backend "http://127.0.0.1:$PORT" \
+    --tasks 3 --repeats 1 --out "$OUT/eval_serve" > "$OUT/eval_serve.log" 2>&1 \
+    || { tail -20 "$OUT/eval_serve.log"; exit 1; }
+"$PY" - "$OUT" <<'PY'
+import json, sys
+out = sys.argv[1]
+d = json.load(open(f"{out}/demo_serve.json"))
+print(f"demo over HTTP    partial {d['latency_s']} s  sequential {d['sequential_latency_s']} s"
+      f"  follow-up cached {d['cached_tokens']}/{d['prompt_tokens']}")
+s = json.load(open(f"{out}/eval_serve/summary.json"))
+for name, w in s.get("workloads", {}).items():
+    print(f"eval {name:12} speedup vs sequential {w.get('speedup_vs_sequential')}"
+          f"  overlap captured {w.get('overlap_captured')}")
+PY
+kill $SERVE_PID 2>/dev/null || true
 echo "== files in $OUT"
