@@ -247,12 +247,18 @@ class ToolCall:
             for unit in self._units:
                 self._schedule(unit)
         else:
-            self._flush_batch()
+            # A batch still waiting to be worth a hand-off joins the deferred units: cheap by
+            # the cost model's estimate, they now run here, inline, with nothing to overlap.
+            if self.spec.order is Order.SERIAL:
+                self._flush_batch()  # onto the one worker, ahead of the held units: in order
+            leftover, self._batch, self._batch_s = self._batch, [], 0.0
             for unit in self._held:
                 self._schedule(unit)
-            # Deferred units are cheap by the cost model's estimate: run them here, inline.
-            for unit in self._deferred:
-                self._run_inline(unit)
+            for unit in sorted(leftover + self._deferred, key=lambda u: u.index):
+                if self.spec.order is Order.DAG:
+                    self._schedule(unit)
+                else:
+                    self._run_inline(unit)
         results = self._await_all()
         return self._finish(arguments, results)
 
