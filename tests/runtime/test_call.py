@@ -341,3 +341,37 @@ def test_a_unit_that_ignores_cancellation_is_counted_as_leaked():
     call.end()
     assert call.timeline.leaked_threads == 1
     assert any(n[1] == "leaked_threads" for n in call.timeline.notes)
+
+
+def test_serial_order_holds_with_batched_held_and_deferred_units_mixed():
+    spec = spec_from_dict(
+        {
+            "type": "function",
+            "function": {
+                "name": "rec",
+                "parameters": {"type": "object", "properties": {"items": {"type": "array"}}},
+            },
+            "conveyor": {
+                "units": [
+                    {"path": "/items/1", "effect": "irreversible"},
+                    {"path": "/items/*", "effect": "pure"},
+                ],
+                "order": "serial",
+            },
+        }
+    )
+    cm = CostModel()
+    cm.observe_overhead(0.001)
+    for _ in range(5):
+        cm.observe_run("rec", 1, 0.004)  # between 2x and 10x the hand-off: batched
+    tool = Recorder(spec)
+    call = ToolCall(tool, spec, Mode.PARTIAL, ledger=UnitLedger(), cost_model=cm)
+    call.begin()
+    values = ["a", "b", "c", "d"]
+    for i, v in enumerate(values):
+        call.add_unit(Unit(f"/items/{i}", i, v, v, 0, 0, pattern=0 if i == 1 else 1))
+    decisions = [u.decision for u in call.timeline.units]
+    assert decisions == ["batch", "hold", "hold", "hold"]
+    assert call.close({"items": values})["values"] == ["A", "B", "C", "D"]
+    call.end()
+    assert [w for k, w, _ in tool.events if k == "start"] == values
