@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sgl_conveyor.errors import BackendError
+from sgl_conveyor.paths import cache_root
 
 if TYPE_CHECKING:  # torch and transformers are imported lazily: `load_tokenizer` needs neither.
     import tokenizers
@@ -42,17 +43,6 @@ _FORMAT_VERSION = 1
 
 class ModelNotFoundError(BackendError):
     """The model to load does not exist, or the default model package is not installed."""
-
-
-def cache_root() -> Path:
-    """The user cache directory: `$CONVEYOR_CACHE`, else `$XDG_CACHE_HOME/sgl-conveyor`,
-    else `~/.cache/sgl-conveyor`."""
-    explicit = os.environ.get("CONVEYOR_CACHE")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "sgl-conveyor"
 
 
 def default_gguf_path() -> Path:

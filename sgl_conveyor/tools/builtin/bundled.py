@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sgl_conveyor.paths import cache_root  # noqa: F401  (the tools' cache, same rule)
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -22,17 +24,6 @@ def data_path(relative: str | os.PathLike) -> Path:
     """A bundled data file or folder: absolute paths are kept, others are under data_root()."""
     p = Path(relative).expanduser()
     return p if p.is_absolute() else data_root() / p
-
-
-def cache_root() -> Path:
-    """`$CONVEYOR_CACHE`, else `$XDG_CACHE_HOME/sgl-conveyor`, else ~/.cache/sgl-conveyor
-    (the same rule as the model store)."""
-    explicit = os.environ.get("CONVEYOR_CACHE")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "sgl-conveyor"
 
 
 def missing_data(path: Path, generator: str) -> FileNotFoundError:
