@@ -76,3 +76,23 @@ def tool_turn(content: str, *, role: str = "tool", chat_template: str = "chatml"
 
     prefix, suffix = role_affixes(get_chat_template(chat_template).role_prefix_and_suffix, role)
     return prefix + content + suffix
+
+
+def example_turns(
+    tool: str | ToolSpec, *, examples: int | None = None, registry: ToolRegistry | None = None
+) -> list[tuple[str, str]]:
+    """The spec's worked examples as (request, call text) pairs, for programs that show them
+    as chat turns (user request, assistant call) rather than inside the system prompt: small
+    models copy the shape of a previous assistant turn more faithfully than a listed example."""
+    spec = _spec(tool, registry or default_registry())
+    shown = spec.examples if examples is None else spec.examples[:examples]
+    return [(ex["request"], call_text(spec, ex["call"])) for ex in shown]
+
+
+def worked_example(
+    tool: str | ToolSpec, request: str, call: Any, *, registry: ToolRegistry | None = None
+) -> str:
+    """One more worked example in tool_prompt's format (`Request: ...` / `Call: ...`), for a
+    program that shows examples of its own after the spec's."""
+    spec = _spec(tool, registry or default_registry())
+    return f"Request: {request}\nCall: {call_text(spec, call)}"
