@@ -10,11 +10,37 @@ from __future__ import annotations
 import sglang as sgl
 
 import sgl_conveyor
+from eval.workload import Workload
+from sgl_conveyor.lang.prompting import worked_example
+
+INTRO = (
+    "You are a helpful assistant that calls tools. Answer with the search call only: its JSON "
+    "arguments. Write one short query per name in the question: the name, then the fact asked "
+    'for (for example "Paris population").'
+)
+
+
+# Two more worked examples after the spec's three: calls of four queries, one per name (or per
+# fact), which is the shape of most questions here.
+MORE_EXAMPLES = (
+    (
+        "Who founded Adobe, Oracle, Cisco and IBM?",
+        {"queries": ["Adobe founders", "Oracle founders", "Cisco founders", "IBM founders"]},
+    ),
+    (
+        "What are the symbols and atomic masses of lead and tin?",
+        {"queries": ["lead symbol", "lead atomic mass", "tin symbol", "tin atomic mass"]},
+    ),
+)
+SYSTEM = "\n".join(
+    [sgl_conveyor.tool_prompt(["search"], intro=INTRO)]
+    + [worked_example("search", request, call) for request, call in MORE_EXAMPLES]
+)
 
 
 @sgl.function
 def research(s, question, mode=None, task_id=None):
-    s += sgl.system(sgl_conveyor.tool_prompt(["search"]))
+    s += sgl.system(SYSTEM)
     s += sgl.user(question)
     s += sgl.assistant(
         sgl.partial_tool("search", name="call", mode=mode, max_tokens=96, temperature=0)
@@ -23,4 +49,13 @@ def research(s, question, mode=None, task_id=None):
     s += sgl.assistant(sgl.gen("answer", max_tokens=48, temperature=0))
 
 
-DEMO_QUESTION = "Compare the populations of Paris, Berlin and Rome."
+DEMO_QUESTION = "Compare the populations of Madrid, Vienna and Lisbon."
+
+WORKLOAD = Workload(
+    name="search",
+    program=research,
+    tasks_path="eval/tasks/search.jsonl",
+    trace_path=None,
+    description="one search call with several queries (one per fact), then a one-sentence "
+    "answer; each query is sent the moment it is decoded",
+)
