@@ -204,6 +204,11 @@ def run_one(
     lineage = programs[0] if programs else args
     try:
         record.update(measure(workload, recorder, lineage, box["t0"], record["latency_s"]))
+        # A first attempt the tool rejected (and aborted) makes this an invalid-first run, whether
+        # the task file says so or the model simply wrote a bad call.
+        calls = record.get("calls") or []
+        if calls and calls[0].get("aborted_s") is not None:
+            record["invalid_first"] = True
     except Exception as e:  # a measurement bug must not end the eval either
         record["error"] = record["error"] or f"measurement failed: {type(e).__name__}: {e}"
     finally:

@@ -138,7 +138,7 @@ WORKLOAD = Workload(
     name="agent",
     program=agent,
     tasks_path="eval/tasks/agent.jsonl",
-    trace_path=None,
+    trace_path="eval/traces/agent.jsonl",
     description="a multi-round agent: select the next action (search, calculator, news or "
     "answer), call the tool, observe; up to three tool rounds",
 )

@@ -31,7 +31,7 @@ WORKLOAD = Workload(
     name="calculator",
     program=calculate,
     tasks_path="eval/tasks/calculator.jsonl",
-    trace_path=None,
+    trace_path="eval/traces/calculator.jsonl",
     description="one calculator expression (the fastest tool: partial execution must not make "
     "it slower), then an answer",
 )

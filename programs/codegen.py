@@ -45,7 +45,7 @@ WORKLOAD = Workload(
     name="codegen",
     program=codegen,
     tasks_path="eval/tasks/codegen.jsonl",
-    trace_path=None,
+    trace_path="eval/traces/codegen.jsonl",
     description="a Python script for a data task on the bundled files; each top-level "
     "statement runs in the sandbox as soon as it is written",
 )

@@ -86,7 +86,7 @@ WORKLOAD = Workload(
     name="planning",
     program=planning,
     tasks_path="eval/tasks/planning.jsonl",
-    trace_path=None,
+    trace_path="eval/traces/planning.jsonl",
     description="an LLMCompiler-style plan (look-ups, then arithmetic on $k); each step runs "
     "as soon as its line is complete and its dependencies are done",
 )

@@ -49,13 +49,13 @@ def research(s, question, mode=None, task_id=None):
     s += sgl.assistant(sgl.gen("answer", max_tokens=48, temperature=0))
 
 
-DEMO_QUESTION = "Compare the populations of Madrid, Vienna and Lisbon."
+DEMO_QUESTION = "What are the atomic masses of carbon, sulfur and neon?"
 
 WORKLOAD = Workload(
     name="search",
     program=research,
     tasks_path="eval/tasks/search.jsonl",
-    trace_path=None,
+    trace_path="eval/traces/search.jsonl",
     description="one search call with several queries (one per fact), then a one-sentence "
     "answer; each query is sent the moment it is decoded",
 )

@@ -80,7 +80,7 @@ WORKLOAD = Workload(
     name="sql",
     program=sql_question,
     tasks_path="eval/tasks/sql.jsonl",
-    trace_path=None,
+    trace_path="eval/traces/sql.jsonl",
     description="one SQL query on the company database (a fast tool: partial execution must "
     "not make it slower), then an answer",
 )

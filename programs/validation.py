@@ -54,7 +54,7 @@ WORKLOAD = Workload(
     name="validation",
     program=local_news,
     tasks_path="eval/tasks/validation.jsonl",
-    trace_path=None,
+    trace_path="eval/traces/validation.jsonl",
     description="get_local_news with arguments checked as they complete; an invalid place or "
     "date is rejected early and the call is written again once",
 )
