@@ -27,7 +27,13 @@ from sgl_conveyor.errors import (
     ToolExecutionError,
     ToolTimeoutError,
 )
-from sgl_conveyor.runtime.cost_model import BATCH, DEFER, CostModel, default_cost_model
+from sgl_conveyor.runtime.cost_model import (
+    BATCH,
+    DEFER,
+    CostModel,
+    default_cost_model,
+    unit_kind,
+)
 from sgl_conveyor.runtime.ledger import UnitLedger, default_ledger, ledger_key
 from sgl_conveyor.runtime.pool import UnitPool
 from sgl_conveyor.runtime.timeline import Timeline, UnitTimes
@@ -204,7 +210,7 @@ class ToolCall:
         decision, expected = "run", None
         if self.spec.cost_model:
             decision, expected = self.cost_model.decide(
-                self.spec.name, unit.pattern, self._cost_hint(unit)
+                self.spec.name, unit.pattern, self._cost_hint(unit), unit_kind(unit.meta)
             )
         if decision == DEFER and serial:
             decision = BATCH  # inline at close would overtake units queued on the worker
@@ -457,6 +463,7 @@ class ToolCall:
             unit=unit,
             effect=effect,
         )
+        ut.work = f"{hash(key[1:]) & 0xFFFFFFFFFFFF:012x}"
         owner, shared = self.ledger.claim(key, self._lineage_owner)
         try:
             if owner:
@@ -494,7 +501,9 @@ class ToolCall:
                 self._fail(result.error)
             return result
         if owner:
-            self.cost_model.observe_run(self.spec.name, unit.pattern, ut.finished - ut.started)
+            self.cost_model.observe_run(
+                self.spec.name, unit.pattern, ut.finished - ut.started, unit_kind(unit.meta)
+            )
         uid = self._unit_id(unit)
         with self._lock:
             self.ctx.results[uid] = result.value

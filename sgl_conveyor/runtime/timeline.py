@@ -30,6 +30,7 @@ class UnitTimes:
     error: str | None = None
     deps: tuple[Any, ...] = ()
     id: Any = None
+    work: str | None = None  # the ledger's key of its execution: identical units share one
 
     @property
     def run_s(self) -> float | None:
@@ -157,6 +158,7 @@ class Timeline:
                     "finished_s": rel(u.finished),
                     "ok": u.ok,
                     "error": u.error,
+                    "work": u.work,
                 }
                 for u in units
             ],

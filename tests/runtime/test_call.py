@@ -375,3 +375,27 @@ def test_serial_order_holds_with_batched_held_and_deferred_units_mixed():
     assert call.close({"items": values})["values"] == ["A", "B", "C", "D"]
     call.end()
     assert [w for k, w, _ in tool.events if k == "start"] == values
+
+
+def test_a_burst_of_slow_hand_offs_does_not_defer_real_work():
+    cm = CostModel()
+    for _ in range(40):
+        cm.observe_overhead(0.0002)
+    for _ in range(10):  # a loaded machine: ten hand-offs stall 80 ms each
+        cm.observe_overhead(0.08)
+    assert cm.overhead_s() < 0.001
+    cm.observe_run("search", 0, 0.4)
+    assert cm.decide("search", 0, None)[0] == "run"
+    for _ in range(64):  # even a machine that stays this loaded never defers a 400 ms unit
+        cm.observe_overhead(0.08)
+    assert cm.decide("search", 0, None)[0] == "run"
+
+
+def test_units_of_one_pattern_are_costed_by_kind():
+    cm = CostModel()
+    for _ in range(5):
+        cm.observe_run("plan", 0, 0.6, "lookup")
+        cm.observe_run("plan", 0, 0.00005, "ratio")
+    assert cm.decide("plan", 0, None, "lookup")[0] == "run"
+    assert cm.decide("plan", 0, None, "ratio")[0] == "defer"
+    assert cm.decide("plan", 0, None, "unseen")[0] == "run"  # unknown cost: run at once
