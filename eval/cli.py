@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="do not empty the backend's prefix cache before each run",
     )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        help="tasks run at once (default 16 on replay, where decoding follows the clock; 1 on a "
+        "live model, whose speed depends on its load); a task's modes always run in turn",
+    )
     p.add_argument("--run-timeout-s", type=float, default=600.0, help="limit of one run (600)")
     p.add_argument("--time-scale", type=float, default=1.0, help=argparse.SUPPRESS)
     p.add_argument("--programs", help=argparse.SUPPRESS)  # another programs/ folder (tests)
@@ -131,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush_cache=args.flush_cache,
         run_timeout_s=args.run_timeout_s,
         time_scale=args.time_scale,
+        concurrency=args.concurrency,
         progress=not args.quiet,
         command=shlex.join(["sgl-conveyor", "eval", *argv]),
     )
@@ -195,6 +202,8 @@ def print_summary(summary: dict, out: Path) -> None:
         status = {True: "PASS", False: "FAIL", None: "n/a "}[g["passed"]]
         value = "–" if g["value"] is None else f"{g['value']:.3f}"
         why = f"  ({g['reason']})" if g["passed"] is None and g.get("reason") else ""
+        if g.get("ideal") is not None:
+            why += f"  (ideal schedule: {g['ideal']:.3f})"
         print(
             f"  {status}  {g['workload']:<12} {g['goal']}: {value} {g['op']} {g['threshold']}{why}"
         )

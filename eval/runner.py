@@ -1,9 +1,12 @@
-"""The eval runner: every bundled workload's tasks in every mode, interleaved, on one backend, one
-run at a time; each run measured from its timelines into one record of results.jsonl.
+"""The eval runner: every bundled workload's tasks in every mode, interleaved, on one backend;
+each run measured from its timelines into one record of results.jsonl.
 
-Modes run interleaved per task (the starting mode rotates from task to task, so neither machine
-drift nor a warm prefix cache favours one mode). A failing run is recorded with its error and
-the eval goes on. It never runs two requests at once and never invents or adjusts a number.
+Modes run interleaved per task, one after another (the starting mode rotates from task to task,
+so neither machine drift nor a warm prefix cache favours one mode). On the replay backend,
+several tasks run at once (`--concurrency`, default 16): replay decodes by the clock, so only the
+tools share the machine, and a task's modes still run side by side. Live runs go one at a time.
+A failing run is recorded with its error and the eval goes on; it never invents or adjusts a
+number.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from eval.metrics import MODES, call_end, call_ideal, held_units, request_ideal,
 from eval.workload import ROOT, Task, Workload, spec_facts
 
 SWEEP_MODES = ("sequential", "partial")
+DEFAULT_REPLAY_CONCURRENCY = 16
 
 
 @dataclass
@@ -48,6 +52,7 @@ class EvalConfig:
     flush_cache: bool = True
     run_timeout_s: float = 600.0
     time_scale: float = 1.0  # replay only: 0 streams as fast as possible (tests)
+    concurrency: int | None = None  # tasks at once; None: DEFAULT_REPLAY_CONCURRENCY on replay
     progress: bool = True
     command: str = ""
 
@@ -361,6 +366,46 @@ def plan_runs(
     return runs, skipped
 
 
+def concurrency(config: EvalConfig, is_replay: bool) -> int:
+    """How many tasks run at once. Replay decodes by the clock, so several tasks can share the
+    machine (only their tools compete for it); a live model's speed depends on its load, so
+    live runs go one at a time unless asked otherwise."""
+    if config.concurrency is not None:
+        return max(1, config.concurrency)
+    return DEFAULT_REPLAY_CONCURRENCY if is_replay else 1
+
+
+def interleave_groups(plan: Sequence[Planned]) -> list[list[Planned]]:
+    """The plan cut into groups (one task's modes at one repeat and speed, in their rotated
+    order), dealt round-robin across workloads so concurrent groups rarely share a tool."""
+    by_workload: dict[str, list[list[Planned]]] = {}
+    index: dict[tuple[Any, ...], list[Planned]] = {}
+    for p in plan:
+        key = (p.workload.name, p.task.id, p.repeat, p.tokens_per_second, p.sweep)
+        if key not in index:
+            index[key] = []
+            by_workload.setdefault(p.workload.name, []).append(index[key])
+        index[key].append(p)
+    queues = list(by_workload.values())
+    out: list[list[Planned]] = []
+    for i in range(max((len(q) for q in queues), default=0)):
+        out.extend(q[i] for q in queues if i < len(q))
+    return out
+
+
+def _map(fn: Callable[[Any], None], items: Sequence[Any], workers: int) -> None:
+    """fn over items with `workers` threads (in order, on this thread, when 1)."""
+    if workers <= 1:
+        for item in items:
+            fn(item)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="eval") as pool:
+        for future in [pool.submit(fn, item) for item in items]:
+            future.result()
+
+
 def _progress(total: int, enabled: bool) -> Any:
     from tqdm import tqdm
 
@@ -392,26 +437,35 @@ def run_eval(
                 cache[key] = backends.main(p.workload)
         return cache[key]
 
-    warmed: set[str] = set()
-    with results_path.open("w") as f, _progress(len(plan), config.progress) as bar:
-        for p in plan:
-            name = p.workload.name
+    lock = threading.Lock()  # the backend cache, the records, the file and the bar
+
+    def backend_or_skip(p: Planned, bar: Any) -> Any | None:
+        name = p.workload.name
+        with lock:
             if name in skipped:
-                bar.update(1)
-                continue
+                return None
             try:
-                backend = backend_for(p)
+                return backend_for(p)
             except Exception as e:
                 skipped[name] = f"backend: {type(e).__name__}: {e}"
-                log(f"skipping workload {name}: {skipped[name]}")
-                bar.update(1)
+                bar.write(f"skipping workload {name}: {skipped[name]}")
+                return None
+
+    def warm_up(p: Planned, bar: Any) -> None:
+        """One untimed run per mode: loads, compiles and caches what a first run would."""
+        backend = backend_or_skip(p, bar)
+        if backend is not None:
+            for mode in config.modes:
+                run_one(p.workload, p.task, mode, backend, timeout_s=config.run_timeout_s)
+
+    def run_group(group: list[Planned], bar: Any, f: Any) -> None:
+        """One task's modes, one after another: side by side in time whatever else runs."""
+        for p in group:
+            backend = backend_or_skip(p, bar)
+            if backend is None:
+                with lock:
+                    bar.update(1)
                 continue
-            if config.warmup and name not in warmed:
-                warmed.add(name)
-                bar.set_postfix_str(f"{name}: warm-up")
-                for mode in config.modes:  # loads, compiles and caches what a first run would
-                    run_one(p.workload, p.task, mode, backend, timeout_s=config.run_timeout_s)
-            bar.set_postfix_str(f"{name} {p.task.id} {p.mode}")
             rec = run_one(
                 p.workload,
                 p.task,
@@ -419,7 +473,8 @@ def run_eval(
                 backend,
                 repeat=p.repeat,
                 timeout_s=config.run_timeout_s,
-                flush_cache=config.flush_cache,
+                # Never empty a cache another task's run is using.
+                flush_cache=config.flush_cache and workers == 1,
             )
             rec["position"] = p.position
             rec["sweep"] = p.sweep
@@ -429,12 +484,30 @@ def run_eval(
                 else (config.tokens_per_second if backends.is_replay else None)
             )
             rec["backend"] = "replay" if p.sweep else config.backend
-            records.append(rec)
-            f.write(json.dumps(rec, default=str) + "\n")
-            f.flush()
-            if rec["error"]:
-                bar.write(f"  {name} {p.task.id} {p.mode}: {rec['error']}")
-            bar.update(1)
+            rec["concurrency"] = workers
+            with lock:
+                order[id(rec)] = position[id(p)]
+                records.append(rec)
+                f.write(json.dumps(rec, default=str) + "\n")
+                f.flush()
+                if rec["error"]:
+                    bar.write(f"  {p.workload.name} {p.task.id} {p.mode}: {rec['error']}")
+                bar.set_postfix_str(f"{p.workload.name} {p.task.id} {p.mode}")
+                bar.update(1)
+
+    workers = concurrency(config, backends.is_replay)
+    position = {id(p): i for i, p in enumerate(plan)}
+    order: dict[int, int] = {}
+    groups = interleave_groups(plan)
+    firsts = list({g[0].workload.name: g[0] for g in reversed(groups)}.values())
+    with results_path.open("w") as f, _progress(len(plan), config.progress) as bar:
+        if config.warmup:
+            bar.set_postfix_str("warm-up")
+            _map(lambda p: warm_up(p, bar), firsts, workers)
+        _map(lambda g: run_group(g, bar, f), groups, workers)
+    if workers > 1:  # written as they finished (nothing lost to a crash); now in plan order
+        records.sort(key=lambda r: order[id(r)])
+        results_path.write_text("".join(json.dumps(r, default=str) + "\n" for r in records))
 
     summary = summarize(records)
     summary["skipped"] = skipped

@@ -37,6 +37,7 @@ def unit(index, generated, run=None, *, started=None, path=None, **extra):
         "finished_s": None if run is None else start + run,
         "ok": None if run is None else True,
         "error": extra.pop("error", None),
+        "work": extra.pop("work", None),
     }
 
 
@@ -283,3 +284,16 @@ def test_goals_not_measurable_say_why():
     checks = goal_checks({"codegen": {"overlap_captured": None, "overlap_captured_reason": "x"}})
     overlap = next(c for c in checks if c["goal"] == "overlap captured")
     assert overlap["passed"] is None and overlap["reason"] == "x"
+
+
+def test_identical_units_share_one_execution_in_the_ideal_from_the_first_copy():
+    # Sequentially the last copy (generated at 1.9) happened to run the 0.8 s search that the
+    # copy generated at 0.2 shared; the ideal runs it from the first copy: done at 1.0 < G.
+    units = [
+        unit(0, 0.2, 0.0, started=2.0, decision="shared", work="w"),
+        unit(1, 1.9, 0.8, started=2.0, work="w"),
+    ]
+    assert call_ideal(call(2.0, units)) == pytest.approx(2.0)
+    for u in units:
+        u["work"] = None  # without the shared execution known: two runs, the last ends at 2.7
+    assert call_ideal(call(2.0, units)) == pytest.approx(2.7)

@@ -165,3 +165,30 @@ def test_python_dash_m_eval_cli_works():
         timeout=60,
     )
     assert done.returncode == 0 and "--sweep" in done.stdout
+
+
+def test_concurrent_groups_keep_a_tasks_modes_together_and_spread_workloads(tmp_path):
+    from eval.runner import concurrency, interleave_groups, plan_runs
+
+    a, b = make_workload(tmp_path / "a"), make_workload(tmp_path / "b")
+    object.__setattr__(b, "name", "other")
+    plan, skipped = plan_runs([a, b], fast(tmp_path / "out", repeats=2))
+    assert not skipped
+    groups = interleave_groups(plan)
+    assert sum(len(g) for g in groups) == len(plan)
+    for g in groups:  # one task at one repeat, its three modes in the plan's rotated order
+        assert len({(p.workload.name, p.task.id, p.repeat) for p in g}) == 1
+        assert [p.position for p in g] == [0, 1, 2]
+    assert [g[0].workload.name for g in groups[:4]] == ["tiny", "other", "tiny", "other"]
+    assert concurrency(fast(tmp_path), is_replay=True) == 16
+    assert concurrency(fast(tmp_path), is_replay=False) == 1
+    assert concurrency(fast(tmp_path, concurrency=3), is_replay=False) == 3
+
+
+def test_one_at_a_time_gives_the_same_records_in_the_same_order(tmp_path):
+    wl = make_workload(tmp_path / "wl")
+    one = run_eval(fast(tmp_path / "one", repeats=1, concurrency=1), [wl]).records
+    many = run_eval(fast(tmp_path / "many", repeats=1, concurrency=4), [wl]).records
+    key = lambda r: (r["task_id"], r["mode"], r["repeat"], r["n_units"], r["error"])
+    assert [key(r) for r in one] == [key(r) for r in many]
+    assert {r["concurrency"] for r in many} == {4}
