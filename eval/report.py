@@ -517,11 +517,13 @@ def plot_overhead(records: Sequence[Mapping[str, Any]], path: Path):
 
 
 DEFINITIONS = f"""\
-- **L** (latency): wall time of one whole program run (prompt to last generation), one run at a
-  time. L_seq, L_call-eager, L_partial: the mean over tasks × repeats of the runs in that mode
-  (± the sample standard deviation). The modes run interleaved per task, the first mode
-  rotating from task to task; the prefix cache is emptied before each run where the backend
-  allows it. Failed runs are counted in *errors* and left out of every mean.
+- **L** (latency): wall time of one whole program run (prompt to last generation).
+  L_seq, L_call-eager, L_partial: the mean over tasks × repeats of the runs in that mode
+  (± the sample standard deviation). A task's modes run one after another, the first mode
+  rotating from task to task; on the replay backend several tasks run at once (the
+  `concurrency` of each record: replay decodes by the clock, so only the tools share the
+  machine), on a live model one at a time, the prefix cache emptied before each run where the
+  backend allows it. Failed runs are counted in *errors* and left out of every mean.
 - **G, T**: from the timelines of the request's tool calls: G the decoding of each call (its
   stream start to its end), T the tool's busy time (warm-up + every unit + finish); summed over
   the calls (and attempts) of the request.
@@ -666,6 +668,8 @@ def _environment_line(env: Mapping[str, Any], config: Mapping[str, Any]) -> str:
     parts = [f"Backend: {env.get('backend', config.get('backend', '?'))}"]
     if config:
         parts.append(f"{config.get('repeats')} repeat(s)")
+        if config.get("concurrency"):
+            parts.append(f"{config['concurrency']} task(s) at once")
     if env:
         commit = env.get("commit") or "?"
         if env.get("dirty"):

@@ -511,7 +511,7 @@ def run_eval(
 
     summary = summarize(records)
     summary["skipped"] = skipped
-    summary["config"] = asdict(config)
+    summary["config"] = {**asdict(config), "concurrency": workers}  # the effective value
     summary["environment"] = environment(backends.describe())
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     from eval.report import write_report
