@@ -361,6 +361,9 @@ class _CallRunner:
             exe._conveyor_active = None
             if att.error is not None:
                 call.abort(att.error)
+                failure = call.failure
+                if isinstance(att.error, ToolCallError) and att.error.unit and failure is not None:
+                    att.error = failure  # a unit earlier in the call failed as well: its error
             call.end()
         return att
 

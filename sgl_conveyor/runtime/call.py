@@ -102,6 +102,10 @@ class ToolCall:
         self._waiting: list[Unit] = []  # DAG units whose dependencies are not finished
         self._done_ids: set[Any] = set()
         self._ids: dict[Any, int] = {}
+        # Identical units of this call share one execution; the first copy (in stream order)
+        # claims it, so which unit owns it (and names a failure) never depends on thread timing.
+        self._first_copy: dict[tuple[Any, ...], int] = {}
+        self._claimed: dict[int, threading.Event] = {}
         self._ran: list[UnitResult] = []  # finished OK, in completion order (for undo)
         self._start_future: Future | None = None
         self._failure: ToolCallError | None = None
@@ -114,14 +118,25 @@ class ToolCall:
 
     @property
     def failure(self) -> ToolCallError | None:
-        """The first error that dooms the call (a unit raised, a check failed, a timeout)."""
+        """The error that dooms the call (a unit raised, a check failed, a timeout); of the
+        unit earliest in the call when several units failed."""
         return self._failure
 
     def _fail(self, error: ToolCallError) -> ToolCallError:
+        """Doom the call. When several units fail, the call's error is the one of the unit that
+        comes first in the call (not the one whose thread lost the race), so a call fails the
+        same way in every mode and on every run."""
         with self._lock:
-            if self._failure is None:
+            if self._failure is None or self._comes_first(error, self._failure):
                 self._failure = error
             return self._failure
+
+    def _comes_first(self, new: ToolCallError, old: ToolCallError) -> bool:
+        if new is old or not new.unit or not old.unit:
+            return False
+        where = {ut.path: i for i, ut in self._times.items()}
+        i, j = where.get(new.unit), where.get(old.unit)
+        return i is not None and j is not None and i < j
 
     def poll(self) -> ToolCallError | None:
         """Check running units against their time limits; cheap enough to call per token."""
@@ -196,6 +211,8 @@ class ToolCall:
             self._units.append(unit)
             self._times[unit.index] = ut
             self._ids[self._unit_id(unit)] = unit.index
+            first = self._first_copy.setdefault(self._ledger_key(unit), unit.index)
+            self._claimed[unit.index] = self._claimed.get(first) or threading.Event()
         if self.mode is not Mode.PARTIAL:
             ut.decision = "end"  # runs when the call is complete
             return
@@ -279,6 +296,9 @@ class ToolCall:
         with self._lock:
             futures = list(self._futures.values())
             waiting, self._waiting = self._waiting, []
+            claims = list(self._claimed.values())
+        for event in claims:
+            event.set()  # a copy waiting for a first copy that will never run: let it end
         for f in futures:
             f.cancel()
         for unit in waiting:
@@ -435,9 +455,30 @@ class ToolCall:
         finally:
             self.timeline.mark("tool_ready")
 
+    def _ledger_key(self, unit: Unit) -> tuple[Any, ...]:
+        return ledger_key(
+            lineage=self._lineage,
+            tool=self.spec.name,
+            call_key=self.call_key,
+            unit=unit,
+            effect=self._effect(unit),
+        )
+
     def _run_unit(self, unit: Unit) -> UnitResult:
         """Runs on a worker (or inline for deferred units). Never raises: the outcome is in
         the UnitResult, and a failure dooms the call through `_fail`."""
+        key = self._ledger_key(unit)
+        claimed = self._claimed.get(unit.index)
+        first = self._first_copy.get(key, unit.index)
+        try:
+            if first != unit.index and claimed is not None:
+                claimed.wait(self._unit_timeout(unit.index))  # the first copy claims first
+            return self._run_claimed(unit, key)
+        finally:
+            if first == unit.index and claimed is not None:
+                claimed.set()  # claimed, or never will be: later copies go on either way
+
+    def _run_claimed(self, unit: Unit, key: tuple[Any, ...]) -> UnitResult:
         ut = self._times[unit.index]
         result = UnitResult(unit=unit, dispatched_s=ut.dispatched)
         if self.ctx.cancelled.is_set():
@@ -455,16 +496,11 @@ class ToolCall:
             # The hand-off cost only: time spent waiting for the tool's warm-up is not overhead.
             ready = max(ut.dispatched, self.timeline.tool_ready or 0.0)
             self.cost_model.observe_overhead(max(0.0, ut.started - ready))
-        effect = self._effect(unit)
-        key = ledger_key(
-            lineage=self._lineage,
-            tool=self.spec.name,
-            call_key=self.call_key,
-            unit=unit,
-            effect=effect,
-        )
         ut.work = f"{hash(key[1:]) & 0xFFFFFFFFFFFF:012x}"
         owner, shared = self.ledger.claim(key, self._lineage_owner)
+        claimed = self._claimed.get(unit.index)
+        if claimed is not None and self._first_copy.get(key) == unit.index:
+            claimed.set()
         try:
             if owner:
                 try:

@@ -11,6 +11,7 @@ from sgl_conveyor.errors import (
     ArgumentRejectedError,
     ResultNotSerializableError,
     SchemaViolationError,
+    ToolCallError,
     ToolExecutionError,
     ToolTimeoutError,
 )
@@ -399,3 +400,66 @@ def test_units_of_one_pattern_are_costed_by_kind():
     assert cm.decide("plan", 0, None, "lookup")[0] == "run"
     assert cm.decide("plan", 0, None, "ratio")[0] == "defer"
     assert cm.decide("plan", 0, None, "unseen")[0] == "run"  # unknown cost: run at once
+
+
+class FailsSlowlyOnX(Recorder):
+    """Identical pure units fail; the error names the unit that ran the shared execution."""
+
+    def run_unit(self, unit, ctx):
+        time.sleep(0.05)
+        if unit.value == "x":
+            raise ValueError(f"failed in {unit.path}")
+        return unit.value
+
+
+@pytest.mark.parametrize("mode", [Mode.SEQUENTIAL, Mode.PARTIAL])
+def test_the_first_of_identical_units_owns_their_execution_whatever_the_threads_do(mode):
+    spec = make_spec()
+    for _ in range(15):
+        call = ToolCall(FailsSlowlyOnX(spec), spec, mode, ledger=UnitLedger())
+        with pytest.raises(ToolCallError) as err:
+            run_call(call, ["x", "y", "x", "x"])
+        assert "/items/0" in str(err.value), err.value
+        decisions = [u.decision for u in call.timeline.units]
+        assert decisions[2] == decisions[3] == "shared"
+
+
+def test_an_aborted_call_frees_copies_waiting_for_a_first_copy_that_never_ran():
+    cm = CostModel()
+    for _ in range(5):
+        cm.observe_run("rec", 0, 0.00001)  # cheap: deferred to the close, which never comes
+    spec = make_spec(cost_model=True)
+    call, _ = new_call(spec, cost_model=cm)
+    call.begin()
+    call.add_unit(unit(0, "a"))
+    cm._run.clear()  # now unknown: the copy runs at once, and waits for the first copy
+    call.add_unit(unit(1, "a"))
+    time.sleep(0.05)
+    t0 = time.perf_counter()
+    call.abort(ValueError("stop"))
+    call.end()
+    assert time.perf_counter() - t0 < 2.0
+    assert call.timeline.leaked_threads == 0
+
+
+class FailsAfter(Recorder):
+    """Every unit fails after the milliseconds in its text ("x:50")."""
+
+    def run_unit(self, unit, ctx):
+        name, ms = unit.value.split(":")
+        time.sleep(int(ms) / 1000)
+        raise ValueError(f"{name} failed")
+
+
+def test_when_several_units_fail_the_call_fails_with_the_earliest_units_error():
+    spec = make_spec()
+    call = ToolCall(FailsAfter(spec), spec, Mode.SEQUENTIAL, ledger=UnitLedger())
+    call.begin()
+    for i, v in enumerate(["x:80", "z:5"]):
+        call.add_unit(unit(i, v))
+    with pytest.raises(ToolCallError) as first:
+        call.close({"items": ["x:80", "z:5"]})
+    assert "z failed" in str(first.value)  # fail fast: the first failure in time stops the call
+    call.abort(first.value)
+    call.end()
+    assert "x failed" in str(call.failure)  # what the call reports: the earliest unit's error
