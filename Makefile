@@ -38,7 +38,8 @@ $(COMPAT_STAMP): pyproject.toml requirements.lock
 test: $(STAMP) $(COMPAT_STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q
 	@echo "== the same frontend tests on sglang 0.5.2 (the oldest supported)"
-	$(COMPAT)/bin/python -m pytest -q -p no:cacheprovider tests/core tests/runtime tests/units tests/soak
+	$(COMPAT)/bin/python -m pytest -q -p no:cacheprovider -m "not model and not slow" \
+		tests/core tests/runtime tests/units tests/soak
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
