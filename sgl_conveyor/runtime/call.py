@@ -106,6 +106,7 @@ class ToolCall:
         # claims it, so which unit owns it (and names a failure) never depends on thread timing.
         self._first_copy: dict[tuple[Any, ...], int] = {}
         self._claimed: dict[int, threading.Event] = {}
+        self._keys: dict[int, tuple[Any, ...]] = {}  # each unit's ledger key, hashed once
         self._ran: list[UnitResult] = []  # finished OK, in completion order (for undo)
         self._start_future: Future | None = None
         self._failure: ToolCallError | None = None
@@ -211,7 +212,8 @@ class ToolCall:
             self._units.append(unit)
             self._times[unit.index] = ut
             self._ids[self._unit_id(unit)] = unit.index
-            first = self._first_copy.setdefault(self._ledger_key(unit), unit.index)
+            key = self._keys[unit.index] = self._ledger_key(unit)
+            first = self._first_copy.setdefault(key, unit.index)
             self._claimed[unit.index] = self._claimed.get(first) or threading.Event()
         if self.mode is not Mode.PARTIAL:
             ut.decision = "end"  # runs when the call is complete
@@ -467,7 +469,7 @@ class ToolCall:
     def _run_unit(self, unit: Unit) -> UnitResult:
         """Runs on a worker (or inline for deferred units). Never raises: the outcome is in
         the UnitResult, and a failure dooms the call through `_fail`."""
-        key = self._ledger_key(unit)
+        key = self._keys.get(unit.index) or self._ledger_key(unit)
         claimed = self._claimed.get(unit.index)
         first = self._first_copy.get(key, unit.index)
         try:
