@@ -141,6 +141,45 @@ def test_concurrent_requests_are_batched_and_match_their_solo_results(local_engi
     assert rows > steps  # several requests shared a forward
 
 
+def test_rows_of_different_lengths_never_read_uninitialized_kv(local_engine, monkeypatch):
+    """`torch.empty` may return any bits (CUDA's caching allocator hands back recycled memory).
+    With it returning NaN, a request that joins a batch one token behind another must still
+    decode what it decodes alone: the masked tail of its row is multiplied by a weight of 0,
+    and 0 * NaN would turn its logits to NaN (this once ended forks after one token, and on
+    CUDA made grammar-constrained calls pick token 0)."""
+    prompt = CHAT.format("Say something short.")
+    solo = local_engine.submit(prompt, greedy(8, ignore_eos=True)).result()[0]
+    real_empty = torch.empty
+
+    def nan_empty(*args, **kwargs):
+        t = real_empty(*args, **kwargs)
+        return t.fill_(float("nan")) if t.is_floating_point() else t
+
+    local_engine.call(local_engine.pool.release)  # the next batch allocates a fresh pool
+    monkeypatch.setattr(torch, "empty", nan_empty)
+    first = iter(local_engine.submit(prompt, greedy(8, ignore_eos=True)))
+    head = next(first).text  # decoding has started: the second request joins one token behind
+    second = local_engine.submit(prompt, greedy(8, ignore_eos=True))
+    assert [head + "".join(e.text for e in first), second.result()[0]] == [solo, solo]
+    monkeypatch.undo()
+
+
+def test_non_finite_logits_fail_the_request_with_a_clear_error(local_engine, monkeypatch):
+    from sgl_conveyor.backends.local import engine as engine_module
+    from sgl_conveyor.backends.local.engine import RequestError
+
+    real = engine_module._check_finite
+
+    def poisoned(logits, batch):
+        real(torch.full_like(logits, float("nan")), batch)
+
+    monkeypatch.setattr(engine_module, "_check_finite", poisoned)
+    with pytest.raises(RequestError, match="non-finite logits"):
+        local_engine.submit(HAIKU, greedy(4)).result()
+    monkeypatch.undo()
+    assert local_engine.submit(HAIKU, greedy(4)).result()[0]  # the engine serves on
+
+
 def test_a_stop_string_split_across_tokens_is_cut_and_never_streamed(local_engine):
     full, _ = local_engine.submit(HAIKU, greedy(40)).result()
     tok = local_engine.tokenizer

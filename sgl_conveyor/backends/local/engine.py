@@ -158,6 +158,18 @@ class _Request:
         return self.handle.cancelled
 
 
+def _check_finite(logits: torch.Tensor, batch: Sequence[_Request]) -> None:
+    """Refuse NaN or Inf logits: argmax over NaN picks token 0 and a grammar mask cannot hide
+    it, so decoding on would emit garbage that looks like a normal early stop."""
+    ok = torch.isfinite(logits).all(-1).reshape(-1).tolist()
+    bad = [r.rid for r, fine in zip(batch, ok, strict=True) if not fine]
+    if bad:
+        raise RuntimeError(
+            f"the model produced non-finite logits for request(s) {', '.join(bad)} "
+            "(NaN or Inf: numerical overflow or corrupt KV)"
+        )
+
+
 class Engine:
     """Serves generation requests for one loaded model from a single scheduler thread.
 
@@ -515,6 +527,7 @@ class Engine:
         done = []
         fast = None
         if all(self._plain(r) for r in batch):
+            _check_finite(logits, batch)
             fast = logits.argmax(-1).tolist()
         for i, r in enumerate(batch):
             if r.cancelled:  # stop here: the token of this step is not emitted (the K/V this
@@ -546,6 +559,7 @@ class Engine:
             row = logits.float().cpu()
             if row.data_ptr() == logits.data_ptr():
                 row = row.clone()  # never write into the model's output
+            _check_finite(row, [r])
             if p.return_logprob:
                 logp = torch.log_softmax(row, -1)
             if p.penalized and r.counts is not None:

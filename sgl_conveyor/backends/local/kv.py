@@ -170,7 +170,11 @@ class SlotPool:
         if new_cap > self.capacity:
             new_cap = max(new_cap, 2 * self.capacity)
         new_cap = -(-new_cap // 256) * 256
-        buf = torch.empty(
+        # Zeroed, not `empty`: a batched step multiplies the masked-out positions of a shorter
+        # row by a softmax weight of 0, and 0 * NaN is NaN. Recycled memory (CUDA's caching
+        # allocator, a reused malloc block) can hold NaN or Inf bit patterns, which turned a
+        # whole row's logits to NaN (greedy argmax then picks token 0, the end of text).
+        buf = torch.zeros(
             (self.layers, 2, new_rows, self.heads, new_cap, self.head_dim),
             dtype=self.dtype,
             device=self.device,
