@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# GPU check of the embedded backend, in under 5 minutes: the decode benchmark on CUDA and the
-# local demo, then the figures. Run from anywhere in a checkout: `bash eval/gpu_check.sh`.
+# GPU check of the embedded backend, in about 5 minutes: the decode benchmark on CUDA, the
+# batch check and the local demo, then the figures. Run from anywhere in a checkout:
+# `bash eval/gpu_check.sh`.
 # Needs a CUDA build of torch in .venv (`make install` is run if .venv is missing; on a GPU
 # machine PyPI's torch wheel is a CUDA build). Not part of CI, which has no GPU.
 set -euo pipefail
@@ -34,6 +35,11 @@ echo "== decode benchmark on CUDA (bench_local: decode, 8 streams vs 1, cached s
 timeout 150 "$PY" -m eval.bench_local --device cuda --only decode,concurrency,ttft \
     --tokens 128 --repeats 3 --out "$OUT/bench_local_cuda.json" > "$OUT/bench_local_cuda.log" 2>&1 \
     || { tail -20 "$OUT/bench_local_cuda.log"; exit 1; }
+
+echo "== batched decoding on CUDA (a request joining behind another; 4 partial-tool programs at once)"
+timeout 90 "$PY" -m eval.batch_check --device cuda > "$OUT/batch_check.log" 2>&1 \
+    || { tail -20 "$OUT/batch_check.log"; exit 1; }
+grep -v -i warn "$OUT/batch_check.log"
 
 echo "== demo on the local backend"
 timeout 120 "$CLI" demo --backend local --json > "$OUT/demo_local.json" 2> "$OUT/demo_local.log" \
