@@ -27,6 +27,7 @@ from sgl_conveyor.errors import (
     ToolExecutionError,
     ToolTimeoutError,
 )
+from sgl_conveyor.runtime.clock import WorkClock
 from sgl_conveyor.runtime.cost_model import (
     BATCH,
     DEFER,
@@ -86,8 +87,11 @@ class ToolCall:
         self.cost_model = cost_model or default_cost_model()
         self.ledger = ledger or default_ledger()
         self.timeline = Timeline(self.call_id, spec.name, self.mode.value, attempt=attempt)
+        # The call's limit counts the tool's own work only: warm-up, and what it does after
+        # the stream ended. Decoding, however slow, never uses it up.
+        self._clock = WorkClock(spec.timeout_s)
         self.ctx = CallContext(
-            call_id=self.call_id, tool=spec.name, mode=self.mode.value, spec=spec
+            call_id=self.call_id, tool=spec.name, mode=self.mode.value, spec=spec, clock=self._clock
         )
         workers = 1 if spec.order is Order.SERIAL else spec.max_concurrency
         self._pool = UnitPool(workers, name=f"conveyor-{spec.name}")
@@ -156,14 +160,16 @@ class ToolCall:
                         )
                     )
                     break
-            if self.ctx.deadline is not None and time.monotonic() > self.ctx.deadline:
-                self._fail(
-                    ToolTimeoutError(
-                        f"call ran longer than its limit of {self.spec.timeout_s:g} s",
-                        tool=self.spec.name,
-                    )
-                )
+            if self._clock.expired():
+                self._fail(self._call_timeout())
         return self._failure
+
+    def _call_timeout(self) -> ToolTimeoutError:
+        return ToolTimeoutError(
+            f"{self.spec.name} spent longer than the call's limit of {self.spec.timeout_s:g} s "
+            "on its own work (warm-up, units after the stream ended, finish)",
+            tool=self.spec.name,
+        )
 
     def _unit_timeout(self, index: int) -> float:
         unit = self._units[index] if index < len(self._units) else None
@@ -185,7 +191,6 @@ class ToolCall:
             return
         self._begun = True
         self.timeline.mark("stream_start")
-        self.ctx.deadline = time.monotonic() + self.spec.timeout_s
         if self.mode is Mode.PARTIAL:
             self._start_tool()
 
@@ -257,6 +262,13 @@ class ToolCall:
             raise self._failure
         self._closed = True
         self.timeline.mark("call_closed")
+        self._clock.hold()  # from here on, all the tool does is on the critical path
+        try:
+            return self._close(arguments)
+        finally:
+            self._clock.release()
+
+    def _close(self, arguments: Any) -> Any:
         problems = self.spec.validate_arguments(arguments)
         if problems:
             raise self._fail(
@@ -443,6 +455,7 @@ class ToolCall:
 
     def _run_start(self) -> None:
         self.timeline.mark("tool_start")
+        self._clock.hold()
         try:
             self.tool.start(self.ctx)
         except ToolCallError as e:
@@ -455,6 +468,7 @@ class ToolCall:
                 )
             ) from None
         finally:
+            self._clock.release()
             self.timeline.mark("tool_ready")
 
     def _ledger_key(self, unit: Unit) -> tuple[Any, ...]:
@@ -571,25 +585,14 @@ class ToolCall:
     # --- completion --------------------------------------------------------------------------
 
     def _wait_future(self, fut: Future, unit: Unit) -> UnitResult:
-        ut = self._times[unit.index]
         while True:
-            self.poll()
+            self.poll()  # unit limits, and the call's limit on what runs after the stream
             if self._failure is not None and not fut.done():
                 raise self._failure
             try:
                 return fut.result(timeout=0.05)
             except FutureTimeout:
-                if (
-                    ut.started is None
-                    and self.ctx.deadline
-                    and time.monotonic() > self.ctx.deadline
-                ):
-                    raise self._fail(
-                        ToolTimeoutError(
-                            f"call ran longer than its limit of {self.spec.timeout_s:g} s",
-                            tool=self.spec.name,
-                        )
-                    ) from None
+                continue
 
     def _await_all(self) -> list[UnitResult]:
         results: list[UnitResult] = []
@@ -615,7 +618,7 @@ class ToolCall:
             results.append(res)
         if self._start_future is not None:
             try:
-                self._start_future.result(timeout=max(0.0, self.ctx.remaining() or 0.0))
+                self._start_future.result(timeout=max(0.0, self._clock.remaining()))
             except ToolCallError as e:
                 raise self._fail(e) from None
             except FutureTimeout:
@@ -627,9 +630,8 @@ class ToolCall:
     def _finish(self, arguments: Any, results: list[UnitResult]) -> Any:
         self.timeline.mark("finish_start")
         fut = self._pool.submit(self.tool.finish, arguments, results, self.ctx)
-        remaining = self.ctx.remaining()
         try:
-            value = fut.result(timeout=None if remaining is None else max(0.0, remaining))
+            value = fut.result(timeout=max(0.0, self._clock.remaining()))
         except FutureTimeout:
             raise self._fail(
                 ToolTimeoutError(

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sgl_conveyor.errors import CallCancelledError, ToolCallError
 from sgl_conveyor.tools.spec import ToolSpec
@@ -31,6 +31,12 @@ def unit_key(call_id: str, unit: Unit) -> str:
     return f"{call_id}:{unit.path}:{digest}"
 
 
+class WorkBudget(Protocol):
+    """What a tool sees of the call's limit: the seconds of tool work it has left."""
+
+    def remaining(self) -> float: ...
+
+
 @dataclass
 class CallContext:
     """What a tool sees of the call it serves. One per call; shared by all its units.
@@ -39,14 +45,15 @@ class CallContext:
     maps a finished unit's id (`unit.meta["id"]`, else its path) to its result, so a DAG unit
     (a plan step) can read what its dependencies produced. `cancelled`
     is set when the call is aborted: long-running tool code should poll `check()` or use
-    `sleep()`, which wakes up at once on cancellation.
+    `sleep()`, which wakes up at once on cancellation. `remaining()` is what is left of the
+    call's limit, which counts only the tool's own work (see `sgl_conveyor.runtime.clock`).
     """
 
     call_id: str
     tool: str
     mode: str
     spec: ToolSpec
-    deadline: float | None = None
+    clock: WorkBudget | None = None
     state: dict[str, Any] = field(default_factory=dict)
     results: dict[Any, Any] = field(default_factory=dict)
     cancelled: threading.Event = field(default_factory=threading.Event)
@@ -67,8 +74,8 @@ class CallContext:
             raise CallCancelledError("the call was cancelled", tool=self.tool)
 
     def remaining(self) -> float | None:
-        """Seconds left before the call's deadline (None: no deadline)."""
-        return None if self.deadline is None else self.deadline - time.monotonic()
+        """Seconds of tool work left within the call's limit (None: no limit)."""
+        return None if self.clock is None else self.clock.remaining()
 
     def note(self, event: str, **fields: Any) -> None:
         """Record a tool-specific event in the call's timeline (e.g. 'connected')."""

@@ -291,7 +291,7 @@ class Sandbox:
         self._dropped = 0
         self._budget = limits.max_output_bytes
         self._next_id = 0
-        self._deadline: float | None = None
+        self._call_spent: float | None = None  # seconds the call's statements have run
         self._cgroup: _PidsCgroup | None = None
         self._reader: threading.Thread | None = None
         _sweep_stale_workdirs()
@@ -450,8 +450,9 @@ class Sandbox:
         return self._proc.pid
 
     def begin_call(self) -> None:
-        """Start the per-call clock (an idle pre-spawned sandbox does not use it up)."""
-        self._deadline = time.monotonic() + self.limits.call_timeout_s
+        """Start the per-call budget. It counts the statements' own run time, never the gaps
+        between them while the model decodes the next one (nor an idle pre-spawned sandbox)."""
+        self._call_spent = 0.0
 
     def run(
         self, code: str, line: int = 1, *, cancelled: threading.Event | None = None
@@ -462,13 +463,13 @@ class Sandbox:
 
     def _run(self, code: str, line: int, cancelled: threading.Event | None) -> StatementResult:
         lim = self.limits
-        if self._deadline is None:
+        if self._call_spent is None:
             self.begin_call()
         if not self.alive:
             return StatementResult(
                 line, "crashed", error=self._death_text(line, before=True), dropped_bytes=0
             )
-        left = self._deadline - time.monotonic()
+        left = lim.call_timeout_s - (self._call_spent or 0.0)
         per_call = left < lim.statement_timeout_s
         timeout = max(0.0, min(lim.statement_timeout_s, left))
         with self._cond:
@@ -497,6 +498,7 @@ class Sandbox:
         elif outcome == "cancelled":
             self.kill("cancelled")
         elapsed = time.monotonic() - t0
+        self._call_spent = (self._call_spent or 0.0) + elapsed
         with self._cond:
             frame = self._replies.pop(rid, None) if outcome == "reply" else None
             out = bytes(self._buf)
@@ -505,9 +507,7 @@ class Sandbox:
         output = out.decode("utf-8", errors="replace")
         if outcome == "reply":
             status, error = frame["status"], frame.get("error")
-            if status == "exit":
-                status = "exit"
-            elif status == "interrupted":  # a SIGINT that was not ours: plain error
+            if status == "interrupted":  # a SIGINT that was not ours: plain error
                 status = "error"
             if status == "memory" and error:
                 error += f"(the sandbox allows {lim.memory_mb} MB of memory)\n"
