@@ -84,6 +84,11 @@ class ToolSpec:
     implementation: str | None = None
     examples: tuple[Mapping[str, Any], ...] = ()
     source: str | None = None
+    # Compiled sub-validators by unit path, held by the spec itself: a cache keyed by id(spec)
+    # elsewhere would hand a dead spec's validators to a new spec at the same address.
+    _subvalidators: dict[str, Draft202012Validator] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     # --- derived -----------------------------------------------------------------------------
 
@@ -130,18 +135,14 @@ class ToolSpec:
         return dict(self.parameters) if self.format == "json" else None
 
 
-_SUBVALIDATORS: dict[tuple[int, str], Draft202012Validator] = {}
-
-
 def _subvalidator(spec: ToolSpec, path: str, sub: Mapping[str, Any]) -> Draft202012Validator:
-    key = (id(spec), path)
-    v = _SUBVALIDATORS.get(key)
+    v = spec._subvalidators.get(path)
     if v is None:
         # $defs/$ref of the root must stay resolvable from the sub-schema.
         schema = dict(sub)
         if "$defs" in spec.parameters and "$defs" not in schema:
             schema["$defs"] = spec.parameters["$defs"]
-        v = _SUBVALIDATORS[key] = Draft202012Validator(schema)
+        v = spec._subvalidators[path] = Draft202012Validator(schema)
     return v
 
 

@@ -157,3 +157,29 @@ def test_every_bundled_spec_loads_and_names_an_importable_implementation():
         spec = reg.spec(name)
         assert spec.implementation, f"{name} has no implementation"
         assert isinstance(reg.tool(name), Tool)
+
+
+def test_a_new_spec_never_inherits_a_dead_specs_validators():
+    # The sub-validators were once cached by id(spec): a new spec allocated at a dead spec's
+    # address got its validators (a string-typed one accepted "ok" for an integer field).
+    import gc
+
+    def spec_of(kind: str):
+        return spec_from_dict(
+            {
+                "type": "function",
+                "function": {
+                    "name": "t",
+                    "parameters": {"type": "object", "properties": {"x": {"type": kind}}},
+                },
+                "conveyor": {"units": [{"path": "/x", "effect": "pure"}]},
+            }
+        )
+
+    for i in range(200):
+        kind = "string" if i % 2 == 0 else "integer"
+        spec = spec_of(kind)
+        problems = spec.validate_unit("/x", "ok")
+        assert bool(problems) == (kind == "integer"), (i, kind, problems)
+        del spec
+        gc.collect()
