@@ -295,7 +295,6 @@ class ConveyorServer:
 
         threading.Thread(target=pump, name=f"serve-{handle.id[:8]}", daemon=True).start()
         text = ""
-        logprobs: dict[str, list[Any]] = {}
         try:
             while True:
                 item = await queue.get()
@@ -306,12 +305,9 @@ class ConveyorServer:
                     yield b"data: " + json.dumps({"error": err}).encode() + b"\n\n"
                     break
                 text += item.text
-                meta = dict(item.meta)
-                for key, value in meta.items():
-                    if isinstance(value, list) and key.endswith("logprobs"):
-                        logprobs.setdefault(key, []).extend(value)
-                meta.update(logprobs)
-                event = {"text": text, "meta_info": meta, "index": 0}
+                # Cumulative text, but logprob lists of this event's tokens only (with
+                # `output_token_logprobs_length` the total), as SGLang's server sends them.
+                event = {"text": text, "meta_info": item.meta, "index": 0}
                 yield b"data: " + json.dumps(event, ensure_ascii=False).encode() + b"\n\n"
             yield b"data: [DONE]\n\n"
         finally:

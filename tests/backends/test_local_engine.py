@@ -323,3 +323,17 @@ def test_abort_all_cancels_every_running_request(local_engine):
     for h in handles:
         assert h.wait(30)["finish_reason"]["type"] == "abort"
     assert local_engine.running_ids() == []
+
+
+def test_streamed_logprobs_are_increments_with_the_total_length(local_engine):
+    # SGLang's server sends each chunk's new tokens' logprobs only, and the running total in
+    # output_token_logprobs_length; programs written for the server must see the same here.
+    h = local_engine.submit(HAIKU, greedy(8, return_logprob=True))
+    seen = 0
+    for event in h:
+        meta = event.meta
+        new = meta["output_token_logprobs"]
+        assert [t for _, t, _ in new] == list(event.token_ids)
+        seen += len(new)
+        assert meta["output_token_logprobs_length"] == meta["completion_tokens"] == seen
+    assert seen == len(h.output_ids) == 8

@@ -6,6 +6,7 @@ real HTTP, the SGLang protocol, and the engine.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -224,3 +225,23 @@ def test_bad_requests_get_the_servers_error_shape(server_url):
     r = requests.post(server_url + "/generate", data=b"{not json", timeout=10)
     assert r.status_code == 400
     assert requests.get(server_url + "/health", timeout=10).status_code == 200
+
+
+def test_streamed_logprobs_are_increments_as_sglang_sends_them(server_url):
+    body = {
+        "text": "<|im_start|>user\nName a colour.<|im_end|>\n<|im_start|>assistant\n",
+        "sampling_params": {"max_new_tokens": 8, "temperature": 0, "ignore_eos": True},
+        "return_logprob": True,
+        "stream": True,
+    }
+    seen, events = 0, 0
+    with requests.post(server_url + "/generate", json=body, stream=True, timeout=60) as r:
+        r.raise_for_status()
+        for line in r.iter_lines():
+            if not line.startswith(b"data: ") or line == b"data: [DONE]":
+                continue
+            meta = json.loads(line[len(b"data: ") :])["meta_info"]
+            events += 1
+            seen += len(meta["output_token_logprobs"])  # this chunk's tokens only
+            assert meta["output_token_logprobs_length"] == meta["completion_tokens"] == seen
+    assert events > 1 and seen == 8

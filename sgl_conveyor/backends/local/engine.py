@@ -629,7 +629,9 @@ class Engine:
         sent = r.sent_tokens
         meta = self._meta(r, finish)
         if r.params.return_logprob:
+            # As SGLang's server streams them: this event's entries only, and the total so far.
             meta["output_token_logprobs"], r.pending_lp = r.pending_lp, []
+            meta["output_token_logprobs_length"] = len(r.out)
             if r.params.top_logprobs_num:
                 meta["output_top_logprobs"], r.pending_top = r.pending_top, []
             if not r.sent_input_lp:
