@@ -43,9 +43,10 @@ def test_unknown_models_are_reported_clearly(tmp_path):
         model_store.resolve_model_dir(tmp_path)
 
 
-def test_dtype_choice():
+def test_dtype_choice(monkeypatch):
     import torch
 
+    monkeypatch.delenv("CONVEYOR_DTYPE", raising=False)
     cpu = torch.device("cpu")
     assert model_store.pick_dtype("float32", cpu) == torch.float32
     assert model_store.pick_dtype("bf16", cpu) == torch.bfloat16
@@ -53,6 +54,13 @@ def test_dtype_choice():
     assert model_store.pick_dtype("auto", cpu) == expected
     with pytest.raises(ValueError):
         model_store.pick_dtype("int3", cpu)
+    # CONVEYOR_DTYPE forces a CPU without native bf16's path on one that has it.
+    monkeypatch.setenv("CONVEYOR_DTYPE", "float32")
+    assert model_store.pick_dtype(None, cpu) == model_store.pick_dtype("auto", cpu) == torch.float32
+    assert model_store.pick_dtype("bf16", cpu) == torch.bfloat16  # an explicit dtype wins
+    monkeypatch.setenv("CONVEYOR_DTYPE", "int3")
+    with pytest.raises(ValueError, match="CONVEYOR_DTYPE"):
+        model_store.pick_dtype(None, cpu)
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -159,6 +160,11 @@ def ensure_converted(gguf: Path | None = None) -> Path:
         return final
     with _exclusive(final.parent / f".{final.name}.lock"):
         if not (final / _MARKER).is_file():  # another process may have finished meanwhile
+            print(
+                f"sgl-conveyor: converting {gguf.name} once into {final} (15-60 s)...",
+                file=sys.stderr,
+                flush=True,
+            )
             with _quiet_loading():
                 _convert(gguf, final, tokenizer_only=False)
     return final
@@ -254,12 +260,15 @@ def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.d
     with fp32 is 99.2% (mean KL 4e-4), far below the error of the Q4_1 quantization the weights
     come from. bf16 is not token-identical to fp32 over long greedy runs, so comparisons
     (stream vs non-stream, cached vs not) must use one dtype on both sides; pass
-    dtype="float32" for bit-stable reference runs."""
+    dtype="float32" for bit-stable reference runs. `CONVEYOR_DTYPE` sets the default (e.g.
+    `float32` to take the path of a CPU without AVX512-BF16 on one that has it)."""
     import torch
 
     if isinstance(dtype, torch.dtype):
         return dtype
     name = (dtype or "auto").lower()
+    if name == "auto":
+        name = os.environ.get("CONVEYOR_DTYPE", "auto").strip().lower() or "auto"
     if name == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -273,7 +282,10 @@ def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.d
         "fp16": torch.float16,
     }
     if name not in table:
-        raise ValueError(f"unknown dtype {dtype!r}: use auto, float32, bfloat16 or float16")
+        raise ValueError(
+            f"unknown dtype {name!r} (argument or CONVEYOR_DTYPE): "
+            "use auto, float32, bfloat16 or float16"
+        )
     return table[name]
 
 
