@@ -34,10 +34,7 @@ def _demo(argv: list[str]) -> int:
 
 
 def _eval(argv: list[str]) -> int:
-    from sgl_conveyor.demo import ensure_checkout_on_path
-
-    ensure_checkout_on_path()
-    from eval.cli import main as eval_main
+    from sgl_conveyor.eval.cli import main as eval_main
 
     return eval_main(argv)
 
