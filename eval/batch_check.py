@@ -1,6 +1,6 @@
 """Correctness of batched decoding on the embedded engine, for a GPU (also runs on CPU).
 
-    python -m eval.batch_check [--device cpu|cuda]
+    python -m sgl_conveyor.eval.batch_check [--device cpu|cuda]
 
 1. A request that joins a batch one token behind another (so its row has a masked tail) must
    decode, in float32, exactly what it decodes alone, and never produce non-finite logits.
@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     args = parser.parse_args(argv)
 
-    from programs.search import research
     from sgl_conveyor.backends.local import LocalBackend, SamplingParams
+    from sgl_conveyor.programs.search import research
 
     backend = LocalBackend(device=args.device, dtype="float32")
     engine = backend.engine

@@ -1,6 +1,7 @@
 """Benchmarks of the embedded backend, each a ratio measured side by side in one run.
 
-    python -m eval.bench_local [--out FILE] [--dtype auto|float32|bfloat16] [--device cpu|cuda]
+    python -m sgl_conveyor.eval.bench_local [--out FILE] [--dtype auto|float32|bfloat16]
+        [--device cpu|cuda]
 
 1. decode: streaming tokens/s of LocalBackend (a real sglang program, `stream=True`) vs
    `model.generate` on the same model object and prompt (goal: within 10%); plus aggregate

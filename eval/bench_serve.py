@@ -55,7 +55,7 @@ def _round(url: str, streams: int, tokens: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m eval.bench_serve", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m sgl_conveyor.eval.bench_serve", description=__doc__)
     p.add_argument("--tokens", type=int, default=64, help="tokens per stream")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--dtype", default="auto")

@@ -1,8 +1,9 @@
 """Micro-benchmark of unit detection: microseconds per token, per detector, per call size.
 
-Run `python -m eval.bench_units [--out FILE]`. Tokens are simulated as fixed 4-character chunks
-of generated calls (what a model streams, minus the model); times are the process's CPU time, so
-other jobs on a shared machine do not inflate long calls more than short ones. It measures only
+Run `python -m sgl_conveyor.eval.bench_units [--out FILE]`. Tokens are simulated as fixed
+4-character chunks of generated calls (what a model streams, minus the model); times are the
+process's CPU time, so other jobs on a shared machine do not inflate long calls more than short
+ones. It measures only
 the detectors and must never need a model, a network or a GPU.
 """
 

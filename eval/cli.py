@@ -1,5 +1,5 @@
 """`sgl-conveyor eval`: one command that runs the evaluation (or records a trace) and writes
-results.jsonl, summary.json, report.md and the plots. Also `python -m eval.cli ...`.
+results.jsonl, summary.json, report.md and the plots. Also `python -m sgl_conveyor.eval.cli ...`.
 
 It parses arguments and prints; the work is eval.runner's. It never hides a failed goal or a
 failed run: both are printed, and the exit status says whether the eval itself could run.
@@ -13,9 +13,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from eval.metrics import MODES
-from eval.runner import EvalConfig, iter_modes, record_traces, run_eval
-from eval.workload import WorkloadError, discover, select
+from .metrics import MODES
+from .runner import EvalConfig, iter_modes, record_traces, run_eval
+from .workload import WorkloadError, discover, select
 
 
 def _speeds(text: str) -> tuple[float, ...]:
@@ -172,9 +172,9 @@ def rereport(out: Path) -> int:
     environment: the records are the ones that run measured)."""
     import json
 
-    from eval.metrics import summarize
-    from eval.report import write_report
-    from eval.runner import load_records
+    from .metrics import summarize
+    from .report import write_report
+    from .runner import load_records
 
     try:
         records = load_records(out / "results.jsonl")
@@ -192,7 +192,7 @@ def rereport(out: Path) -> int:
 
 def print_summary(summary: dict, out: Path) -> None:
     """The headline and the goal checks, on the terminal."""
-    from eval.report import headline_table
+    from .report import headline_table
 
     print(headline_table(summary))
     goals = summary.get("goals") or []

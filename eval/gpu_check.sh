@@ -32,12 +32,12 @@ echo "== model (converted once into the user cache; ~30 s the first time)"
 timeout 120 "$PY" -c "from sgl_conveyor.backends.local import model_store as m; print(m.ensure_converted())"
 
 echo "== decode benchmark on CUDA (bench_local: decode, 8 streams vs 1, cached second-turn TTFT)"
-timeout 150 "$PY" -m eval.bench_local --device cuda --only decode,concurrency,ttft \
+timeout 150 "$PY" -m sgl_conveyor.eval.bench_local --device cuda --only decode,concurrency,ttft \
     --tokens 128 --repeats 3 --out "$OUT/bench_local_cuda.json" > "$OUT/bench_local_cuda.log" 2>&1 \
     || { tail -20 "$OUT/bench_local_cuda.log"; exit 1; }
 
 echo "== batched decoding on CUDA (a request joining behind another; 4 partial-tool programs at once)"
-timeout 90 "$PY" -m eval.batch_check --device cuda > "$OUT/batch_check.log" 2>&1 \
+timeout 90 "$PY" -m sgl_conveyor.eval.batch_check --device cuda > "$OUT/batch_check.log" 2>&1 \
     || { tail -20 "$OUT/batch_check.log"; exit 1; }
 grep -v -i warn "$OUT/batch_check.log"
 

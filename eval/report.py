@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from eval.metrics import MODES, OVERLAP_MIN_GAP, task_means
+from .metrics import MODES, OVERLAP_MIN_GAP, task_means
 
 MODE_COLORS = {"sequential": "#8c8c8c", "call-eager": "#e69f00", "partial": "#0072b2"}
 MODE_LABELS = {"sequential": "sequential", "call-eager": "call-eager", "partial": "partial"}
@@ -379,7 +379,7 @@ def gain_points(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]]
                 for p in entry["points"]:
                     pts.append({**p, "workload": wl, "tokens_per_second": float(tps)})
         return pts
-    from eval.metrics import summarize_sweep
+    from .metrics import summarize_sweep
 
     main = [dict(r, tokens_per_second=r.get("tokens_per_second") or 0.0) for r in _main(records)]
     for tps, per_wl in summarize_sweep(main).items():

@@ -24,8 +24,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from eval.metrics import MODES, call_end, call_ideal, held_units, request_ideal, summarize
-from eval.workload import ROOT, Task, Workload, spec_facts
+from sgl_conveyor import resources
+
+from .metrics import MODES, call_end, call_ideal, held_units, request_ideal, summarize
+from .workload import Task, Workload, spec_facts
 
 SWEEP_MODES = ("sequential", "partial")
 DEFAULT_REPLAY_CONCURRENCY = 16
@@ -514,7 +516,7 @@ def run_eval(
     summary["config"] = {**asdict(config), "concurrency": workers}  # the effective value
     summary["environment"] = environment(backends.describe())
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    from eval.report import write_report
+    from .report import write_report
 
     write_report(out, records, summary)
     return EvalResult(records, summary, out, skipped)
@@ -581,16 +583,26 @@ def environment(backend: str) -> dict[str, Any]:
     """What a reader needs to judge the numbers: machine, versions, commit, date."""
     import sglang
 
+    import sgl_conveyor
+
+    # The commit only where the eval runs from a checkout (an editable install): the eval folder
+    # is then `eval/` at the top of a git work tree. An installed copy has no commit, even when
+    # its environment lies inside some repository.
+    here = resources.eval_dir()
+
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(
-                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+                ["git", *args], cwd=here, capture_output=True, text=True, timeout=10, check=True
             )
             return out.stdout.strip()
         except Exception:
             return None
 
-    status = git("status", "--porcelain", "--untracked-files=no")
+    top = git("rev-parse", "--show-toplevel")
+    checkout = top is not None and Path(top).resolve() == here.resolve().parent
+    commit = git("rev-parse", "--short", "HEAD") if checkout else None
+    status = git("status", "--porcelain", "--untracked-files=no") if checkout else None
     return {
         "backend": backend,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -599,7 +611,8 @@ def environment(backend: str) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "sglang": getattr(sglang, "__version__", "?"),
-        "commit": git("rev-parse", "--short", "HEAD"),
+        "sgl_conveyor": sgl_conveyor.__version__,
+        "commit": commit,
         "dirty": bool(status) if status is not None else None,
     }
 

@@ -262,7 +262,7 @@ def summary_line(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m eval.soak", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m sgl_conveyor.eval.soak", description=__doc__)
     p.add_argument("--programs", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-sandbox", action="store_true", help="skip the runaway-code programs")

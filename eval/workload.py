@@ -1,5 +1,5 @@
 """What a bundled workload is: a program, its tasks, its tools and its recorded trace, and how
-the eval finds the workloads in `programs/`.
+the eval finds the workloads in `programs/` (installed as the package `sgl_conveyor.programs`).
 
 A workload module in `programs/` exports `WORKLOAD = Workload(...)` (or a list of them). This
 module only describes and loads; it never runs a program or times anything.
@@ -10,14 +10,14 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import pkgutil
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]  # the repository root: `programs/` lives there
-PROGRAMS_DIR = ROOT / "programs"
+from sgl_conveyor import resources
 
 # Keyword arguments of SglFunction.run: a task input must not use them as names.
 _RUN_PARAMETERS = frozenset(
@@ -72,7 +72,8 @@ class Workload:
     program:     the `@sgl.function`. It takes the task input as keyword arguments, plus `mode`
                  (passed to every `sgl.partial_tool(..., mode=mode)`) and `task_id`.
     tasks_path:  JSONL of tasks, one `{"id", "input": {...}, ...}` per line (relative paths are
-                 relative to the repository root).
+                 relative to the bundled eval folder, `eval/` in the repository, which holds
+                 `tasks/` and `traces/`; a workload of your own passes absolute paths).
     trace_path:  JSONL replay trace of the tasks (`{"id", "workload", "input", "outputs"}`), used
                  by `--backend replay`; None if the workload has none yet.
     tools:       the ToolRegistry the program's partial_tool calls use (None: the default
@@ -136,8 +137,7 @@ def _parameters(program: Any) -> set[str] | None:
 
 
 def _resolve(path: str | Path) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() else ROOT / p
+    return resources.eval_path(path)
 
 
 def load_tasks(path: str | Path) -> list[Task]:
@@ -175,22 +175,31 @@ class Discovery:
     errors: dict[str, str]
 
 
-def discover(programs_dir: str | Path | None = None) -> Discovery:
-    """Import every `programs/*.py` module that exports WORKLOAD (a Workload or a list).
+def _module_names(programs_dir: str | Path | None) -> list[str]:
+    """The workload modules to import: the bundled `sgl_conveyor.programs.*`, or the `*.py` of
+    another folder, imported as the package named after it (its parent goes on `sys.path`)."""
+    if programs_dir is None:
+        package = importlib.import_module(resources.PROGRAMS_PACKAGE)
+        stems = sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.ispkg)
+        prefix = resources.PROGRAMS_PACKAGE
+    else:
+        directory = Path(programs_dir)
+        if str(directory.parent) not in sys.path:
+            sys.path.insert(0, str(directory.parent))
+        stems = sorted(p.stem for p in directory.glob("*.py"))
+        prefix = directory.name
+    return [f"{prefix}.{stem}" for stem in stems if not stem.startswith("_")]
 
-    The repository root goes on `sys.path` so `programs` imports as a package. A module that
-    fails to import is reported, not fatal: the other workloads still run.
+
+def discover(programs_dir: str | Path | None = None) -> Discovery:
+    """Import every workload module that exports WORKLOAD (a Workload or a list): the bundled
+    `programs/*.py` (`sgl_conveyor.programs`), or those of the folder `programs_dir`.
+
+    A module that fails to import is reported, not fatal: the other workloads still run.
     """
-    directory = Path(programs_dir) if programs_dir is not None else PROGRAMS_DIR
-    root = directory.parent
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
     found: dict[str, Workload] = {}
     errors: dict[str, str] = {}
-    for path in sorted(directory.glob("*.py")):
-        if path.name.startswith("_"):
-            continue
-        module_name = f"{directory.name}.{path.stem}"
+    for module_name in _module_names(programs_dir):
         try:
             module = importlib.import_module(module_name)
         except Exception as e:

@@ -16,7 +16,7 @@ import sglang as sgl
 from sglang.lang.choices import greedy_token_selection
 
 import sgl_conveyor
-from eval.workload import Workload
+from sgl_conveyor.eval.workload import Workload
 from sgl_conveyor.lang.prompting import tool_turn
 from sgl_conveyor.lang.render import Render
 
@@ -137,8 +137,8 @@ def agent(s, question, mode=None, task_id=None):
 WORKLOAD = Workload(
     name="agent",
     program=agent,
-    tasks_path="eval/tasks/agent.jsonl",
-    trace_path="eval/traces/agent.jsonl",
+    tasks_path="tasks/agent.jsonl",
+    trace_path="traces/agent.jsonl",
     description="a multi-round agent: select the next action (search, calculator, news or "
     "answer), call the tool, observe; up to three tool rounds",
 )

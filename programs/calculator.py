@@ -9,7 +9,7 @@ from __future__ import annotations
 import sglang as sgl
 
 import sgl_conveyor
-from eval.workload import Workload
+from sgl_conveyor.eval.workload import Workload
 from sgl_conveyor.lang.prompting import example_turns
 
 
@@ -30,8 +30,8 @@ def calculate(s, question, mode=None, task_id=None):
 WORKLOAD = Workload(
     name="calculator",
     program=calculate,
-    tasks_path="eval/tasks/calculator.jsonl",
-    trace_path="eval/traces/calculator.jsonl",
+    tasks_path="tasks/calculator.jsonl",
+    trace_path="traces/calculator.jsonl",
     description="one calculator expression (the fastest tool: partial execution must not make "
     "it slower), then an answer",
 )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sglang as sgl
 
 import sgl_conveyor
-from eval.workload import Workload
+from sgl_conveyor.eval.workload import Workload
 
 # A small repetition penalty: greedy decoding of a 135M model otherwise loops on one line until
 # max_tokens in about a third of the tasks (measured on the 25 tasks: 9 runaways without it).
@@ -44,8 +44,8 @@ def codegen(s, task, mode=None, task_id=None):
 WORKLOAD = Workload(
     name="codegen",
     program=codegen,
-    tasks_path="eval/tasks/codegen.jsonl",
-    trace_path="eval/traces/codegen.jsonl",
+    tasks_path="tasks/codegen.jsonl",
+    trace_path="traces/codegen.jsonl",
     description="a Python script for a data task on the bundled files; each top-level "
     "statement runs in the sandbox as soon as it is written",
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sglang as sgl
 
 import sgl_conveyor
-from eval.workload import Workload
+from sgl_conveyor.eval.workload import Workload
 from sgl_conveyor.lang.prompting import example_turns
 
 # The plan's shape, enforced by constrained decoding (as JSON tools get their schema): first
@@ -85,8 +85,8 @@ def planning(s, question, mode=None, task_id=None):
 WORKLOAD = Workload(
     name="planning",
     program=planning,
-    tasks_path="eval/tasks/planning.jsonl",
-    trace_path="eval/traces/planning.jsonl",
+    tasks_path="tasks/planning.jsonl",
+    trace_path="traces/planning.jsonl",
     description="an LLMCompiler-style plan (look-ups, then arithmetic on $k); each step runs "
     "as soon as its line is complete and its dependencies are done",
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sglang as sgl
 
 import sgl_conveyor
-from eval.workload import Workload
+from sgl_conveyor.eval.workload import Workload
 from sgl_conveyor.lang.prompting import worked_example
 
 INTRO = (
@@ -54,8 +54,8 @@ DEMO_QUESTION = "What are the atomic masses of carbon, sulfur and neon?"
 WORKLOAD = Workload(
     name="search",
     program=research,
-    tasks_path="eval/tasks/search.jsonl",
-    trace_path="eval/traces/search.jsonl",
+    tasks_path="tasks/search.jsonl",
+    trace_path="traces/search.jsonl",
     description="one search call with several queries (one per fact), then a one-sentence "
     "answer; each query is sent the moment it is decoded",
 )

@@ -12,7 +12,7 @@ import json
 import sglang as sgl
 
 import sgl_conveyor
-from eval.workload import Workload
+from sgl_conveyor.eval.workload import Workload
 from sgl_conveyor.lang.prompting import example_turns
 
 # The standard text-to-SQL prompt: the schema as CREATE TABLE statements (the spec's description
@@ -79,8 +79,8 @@ def sql_question(s, question, mode=None, task_id=None):
 WORKLOAD = Workload(
     name="sql",
     program=sql_question,
-    tasks_path="eval/tasks/sql.jsonl",
-    trace_path="eval/traces/sql.jsonl",
+    tasks_path="tasks/sql.jsonl",
+    trace_path="traces/sql.jsonl",
     description="one SQL query on the company database (a fast tool: partial execution must "
     "not make it slower), then an answer",
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sglang as sgl
 
 import sgl_conveyor
-from eval.workload import Workload
+from sgl_conveyor.eval.workload import Workload
 from sgl_conveyor.lang.prompting import example_turns, tool_turn
 
 # A worked correction, shown after the spec's examples: a rejected place, the news service's
@@ -53,8 +53,8 @@ def local_news(s, request, mode=None, task_id=None):
 WORKLOAD = Workload(
     name="validation",
     program=local_news,
-    tasks_path="eval/tasks/validation.jsonl",
-    trace_path="eval/traces/validation.jsonl",
+    tasks_path="tasks/validation.jsonl",
+    trace_path="traces/validation.jsonl",
     description="get_local_news with arguments checked as they complete; an invalid place or "
     "date is rejected early and the call is written again once",
 )

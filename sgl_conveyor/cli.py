@@ -34,10 +34,7 @@ def _demo(argv: list[str]) -> int:
 
 
 def _eval(argv: list[str]) -> int:
-    from sgl_conveyor.demo import ensure_checkout_on_path
-
-    ensure_checkout_on_path()
-    from eval.cli import main as eval_main
+    from sgl_conveyor.eval.cli import main as eval_main
 
     return eval_main(argv)
 
@@ -59,7 +56,18 @@ def main(argv: list[str] | None = None) -> int:
         print("  eval   the bundled workloads, all modes interleaved; writes results and plots")
         print("  serve  an SGLang-protocol HTTP server on the embedded backend")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
-    return COMMANDS[argv[0]](argv[1:])
+    try:
+        return COMMANDS[argv[0]](argv[1:])
+    finally:
+        _close_tools()
+
+
+def _close_tools() -> None:
+    """Stop the tools the command used (services, sandboxes). Without it the interpreter's exit
+    waits on the search service's keep-alive connections until their idle timeout (30 s)."""
+    from sgl_conveyor.tools.registry import default_registry
+
+    default_registry().close()
 
 
 if __name__ == "__main__":

@@ -9,25 +9,10 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def ensure_checkout_on_path() -> None:
-    """programs/ and eval/ are repo folders, not part of the installed package."""
-    if not (REPO_ROOT / "programs").is_dir():
-        raise SystemExit(
-            "sgl-conveyor demo/eval run from a checkout of the repository "
-            f"(no programs/ folder next to {Path(__file__).parent})"
-        )
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
 
 
 @dataclass
@@ -65,8 +50,9 @@ def make_backend(kind: str, *, model: str | None = None) -> tuple[Any, str | Non
         return default_backend(model=model) if model else default_backend(), None
     if kind == "replay":
         from sgl_conveyor.backends.replay import ReplayBackend
+        from sgl_conveyor.resources import demo_trace
 
-        trace = REPO_ROOT / "eval" / "traces" / "demo.jsonl"
+        trace = demo_trace()
         if not trace.exists():
             raise SystemExit(f"no recorded demo trace at {trace}")
         return ReplayBackend(trace, tokens_per_second=25.0, ttft_s=0.1), "demo"
@@ -86,8 +72,7 @@ def run_demo(
     repeats: int = 1,
     out: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    ensure_checkout_on_path()
-    from programs.search import DEMO_QUESTION, research
+    from sgl_conveyor.programs.search import DEMO_QUESTION, research
 
     question = question or DEMO_QUESTION
     if not as_json:

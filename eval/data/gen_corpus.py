@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from eval.data.seed_tables import (
+from .seed_tables import (
     CITIES,
     COMPANIES,
     COUNTRIES,

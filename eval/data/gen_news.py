@@ -12,7 +12,7 @@ import json
 import random
 from pathlib import Path
 
-from eval.data.seed_tables import CITIES, US_CITIES, US_STATES, WORLD_TOWNS, rows
+from .seed_tables import CITIES, US_CITIES, US_STATES, WORLD_TOWNS, rows
 
 SEED = 20240401
 OUT = Path(__file__).with_name("news")

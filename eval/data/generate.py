@@ -1,7 +1,7 @@
-"""Regenerates every bundled data file (`python -m eval.data.generate`), or checks with `--check`
-that the committed files are exactly what the generators produce.
+"""Regenerates every bundled data file (`python -m sgl_conveyor.eval.data.generate`), or checks
+with `--check` that the committed files are exactly what the generators produce.
 
-Run from the repository root. It writes only under eval/data/ (or into a temporary folder with
+It writes only under eval/data/ (the folder of this module; or into a temporary folder with
 --check) and never downloads anything.
 """
 
@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from eval.data import gen_codegen, gen_corpus, gen_news, gen_sql
+from . import gen_codegen, gen_corpus, gen_news, gen_sql
 
 HERE = Path(__file__).resolve().parent
 
@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         problems = check()
         for line in problems:
             print(line)
-        print("data files are up to date" if not problems else "run: python -m eval.data.generate")
+        fix = "run: python -m sgl_conveyor.eval.data.generate"
+        print("data files are up to date" if not problems else fix)
         return 1 if problems else 0
     for path in generate():
         size = path.stat().st_size

@@ -1,8 +1,9 @@
 """The registry: tool names to specs and implementations.
 
-The default registry loads the bundled `tool_specs/` folder on first use (or the folders named in
-CONVEYOR_TOOL_SPECS, separated by os.pathsep). Implementations are imported lazily from the
-spec's `implementation` ("module:Class") the first time a call needs them.
+The default registry loads the bundled `tool_specs/` folder (installed as the data package
+`sgl_conveyor.tool_specs`) on first use, or the folders named in CONVEYOR_TOOL_SPECS, separated
+by os.pathsep. Implementations are imported lazily from the spec's `implementation`
+("module:Class") the first time a call needs them.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from sgl_conveyor import resources
 from sgl_conveyor.errors import ToolSpecError, UnknownToolError
 from sgl_conveyor.tools.base import FunctionTool, Tool
 from sgl_conveyor.tools.spec import ToolSpec, load_spec
 
-BUNDLED_SPECS = Path(__file__).resolve().parents[2] / "tool_specs"
+BUNDLED_SPECS = resources.tool_specs_dir()
 
 ToolImpl = Tool | type[Tool] | Callable[..., Any]
 

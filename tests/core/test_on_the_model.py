@@ -13,10 +13,7 @@ pytestmark = pytest.mark.model
 
 
 def _research():
-    from sgl_conveyor.demo import ensure_checkout_on_path
-
-    ensure_checkout_on_path()
-    from programs.search import research
+    from sgl_conveyor.programs.search import research
 
     return research
 

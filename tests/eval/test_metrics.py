@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from eval.metrics import (
+from sgl_conveyor.eval.metrics import (
     call_end,
     call_ideal,
     eq2_latency,

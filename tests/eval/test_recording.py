@@ -8,9 +8,9 @@ import json
 import sglang as sgl
 from tiny_workload import TRACE, make_program, make_registry, make_workload
 
-from eval.runner import EvalConfig, record_traces
 from sgl_conveyor.backends.recording import RecordingBackend
 from sgl_conveyor.backends.replay import ReplayBackend
+from sgl_conveyor.eval.runner import EvalConfig, record_traces
 
 
 def replay(rows, tps=2000.0):

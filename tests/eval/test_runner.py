@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from tiny_workload import TRACE, make_workload, write_jsonl
 
-from eval.cli import main
-from eval.runner import EvalConfig, load_records, run_eval
+from sgl_conveyor.eval.cli import main
+from sgl_conveyor.eval.runner import EvalConfig, load_records, run_eval
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = (
@@ -158,7 +158,7 @@ def test_the_command_line_runs_a_workload_from_a_programs_folder(tmp_path, capsy
 
 def test_python_dash_m_eval_cli_works():
     done = subprocess.run(
-        [sys.executable, "-m", "eval.cli", "--help"],
+        [sys.executable, "-m", "sgl_conveyor.eval.cli", "--help"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -168,7 +168,7 @@ def test_python_dash_m_eval_cli_works():
 
 
 def test_concurrent_groups_keep_a_tasks_modes_together_and_spread_workloads(tmp_path):
-    from eval.runner import concurrency, interleave_groups, plan_runs
+    from sgl_conveyor.eval.runner import concurrency, interleave_groups, plan_runs
 
     a, b = make_workload(tmp_path / "a"), make_workload(tmp_path / "b")
     object.__setattr__(b, "name", "other")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from tiny_workload import make_workload
 
-from eval.workload import Task, Workload, WorkloadError, discover, load_tasks, select
+from sgl_conveyor.eval.workload import Task, Workload, WorkloadError, discover, load_tasks, select
 
 
 def test_tasks_load_in_order_and_keep_their_extra_fields(tmp_path):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import sglang as sgl
 
-from eval.workload import Workload
 from sgl_conveyor import ArgumentRejectedError, Tool, ToolRegistry
+from sgl_conveyor.eval.workload import Workload
 
 LOOKUP_SPEC = {
     "type": "function",

@@ -5,20 +5,15 @@ trace agree with each other."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import sgl_conveyor  # noqa: E402
-from eval.workload import discover  # noqa: E402
-from sgl_conveyor import ToolCallError  # noqa: E402
-from sgl_conveyor.backends.replay import ReplayBackend  # noqa: E402
+import sgl_conveyor
+from sgl_conveyor import ToolCallError
+from sgl_conveyor.backends.replay import ReplayBackend
+from sgl_conveyor.eval.workload import discover
+from sgl_conveyor.resources import demo_trace
 
 NAMES = ("agent", "calculator", "codegen", "planning", "search", "sql", "validation")
 WORKLOADS = discover().workloads
@@ -113,10 +108,10 @@ def test_the_program_runs_on_its_trace_with_the_same_results_in_both_modes(name)
 
 
 def test_the_demo_trace_replays_the_demo_question():
-    from programs.search import DEMO_QUESTION
+    from sgl_conveyor.programs.search import DEMO_QUESTION
 
     spec = sgl_conveyor.default_registry().spec("search")
     assert DEMO_QUESTION not in [ex["request"] for ex in spec.examples]
-    rows = [json.loads(x) for x in (ROOT / "eval/traces/demo.jsonl").read_text().splitlines()]
+    rows = [json.loads(x) for x in demo_trace().read_text().splitlines()]
     assert [r["id"] for r in rows] == ["demo"]
     assert rows[0]["input"] == {"question": DEMO_QUESTION}

@@ -174,10 +174,7 @@ def test_a_partial_tool_aborts_the_servers_decoding_at_the_first_bad_unit(endpoi
 
 
 def test_the_follow_up_gen_after_reinjection_is_served_from_the_cache(endpoint):
-    from sgl_conveyor.demo import ensure_checkout_on_path
-
-    ensure_checkout_on_path()
-    from programs.search import research
+    from sgl_conveyor.programs.search import research
 
     st = research.run(question="How many people live in Madrid?", backend=endpoint)
     assert not isinstance(st["call_result"], Exception), st["call_result"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eval.soak import Soak, summary_line
+from sgl_conveyor.eval.soak import Soak, summary_line
 
 
 def test_a_hundred_faulty_programs_end_cleanly():

@@ -130,7 +130,7 @@ def test_python_examples_print_what_they_say():
 
 def test_the_bundled_data_is_what_the_generators_produce():
     proc = subprocess.run(
-        [sys.executable, "-m", "eval.data.generate", "--check"],
+        [sys.executable, "-m", "sgl_conveyor.eval.data.generate", "--check"],
         cwd=REPO,
         capture_output=True,
         text=True,

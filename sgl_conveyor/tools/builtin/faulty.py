@@ -13,15 +13,15 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
+from sgl_conveyor import resources
 from sgl_conveyor.errors import ArgumentRejectedError
 from sgl_conveyor.tools.base import CallContext, Tool, UnitResult
 from sgl_conveyor.tools.spec import ToolSpec, load_spec
 from sgl_conveyor.units.base import Unit
 
-SPEC_FILE = Path(__file__).resolve().parents[3] / "tool_specs" / "faulty.json"
+SPEC_FILE = resources.tool_specs_dir() / "faulty.json"
 OPS = ("ok", "sleep", "hang", "raise", "reject", "slow_check", "big", "unserializable")
 HANG_S = 3600.0
 BIG_CHARS = 10_000_000

@@ -53,7 +53,7 @@ class Gazetteer:
     def __init__(self, path: str | Path | None = None):
         p = data_path(path or GAZETTEER)
         if not p.exists():
-            raise missing_data(p, "eval.data.gen_news")
+            raise missing_data(p, "sgl_conveyor.eval.data.gen_news")
         data = json.loads(p.read_text())
         self.first = dt.date.fromisoformat(data["coverage"]["first"])
         self.last = dt.date.fromisoformat(data["coverage"]["last"])
@@ -150,7 +150,7 @@ class LocalNewsTool(Tool):
             if self._feeds is None:
                 p = data_path(self.spec.limits.get("items", ITEMS))
                 if not p.exists():
-                    raise missing_data(p, "eval.data.gen_news")
+                    raise missing_data(p, "sgl_conveyor.eval.data.gen_news")
                 feeds: dict[str, list[dict[str, Any]]] = {}
                 with p.open(encoding="utf-8") as f:
                     for line in f:

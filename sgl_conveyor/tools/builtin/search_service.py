@@ -86,7 +86,7 @@ class SearchIndex:
     def __init__(self, corpus: str | Path | None = None):
         path = Path(corpus) if corpus else data_path(CORPUS)
         if not path.exists():
-            raise missing_data(path, "eval.data.gen_corpus")
+            raise missing_data(path, "sgl_conveyor.eval.data.gen_corpus")
         self._lock = threading.Lock()
         self._db = sqlite3.connect(":memory:", check_same_thread=False)
         self._db.execute(

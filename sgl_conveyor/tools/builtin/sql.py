@@ -46,7 +46,7 @@ def database_file(source: str | os.PathLike) -> Path:
     atomically) into the cache under a name that changes with the dump's content."""
     src = data_path(source)
     if not src.exists():
-        raise missing_data(src, "eval.data.gen_sql")
+        raise missing_data(src, "sgl_conveyor.eval.data.gen_sql")
     if src.suffix != ".sql":
         return src
     text = src.read_text(encoding="utf-8")
