@@ -16,6 +16,10 @@ import sgl_conveyor
 from sgl_conveyor.eval.workload import Workload
 from sgl_conveyor.lang.prompting import example_turns, tool_turn
 
+# The demo's request: a user's typo that the model copies into the call. The gazetteer rejects
+# the place as soon as its closing quote is decoded and suggests the right one.
+DEMO_REQUEST = "Show me the local news of Milwaukie on March 5, 2024."
+
 # A worked correction, shown after the spec's examples: a rejected place, the news service's
 # "did you mean" message (its exact text), and the call written again with the suggestion.
 CORRECTION = (

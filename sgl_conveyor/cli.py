@@ -12,19 +12,28 @@ import sys
 def _demo(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="sgl-conveyor demo",
-        description="Run a search question with partial tool execution and sequentially, and "
-        "show when each query ran, the latencies and the cache hit of the follow-up gen.",
+        description="Run a bundled program with partial tool execution and sequentially, "
+        "interleaved, and show when each unit ran, the latencies (median and spread) and the "
+        "cache hit of the follow-up gen.",
     )
     p.add_argument("--backend", default="local", help="local (default), replay, or a server URL")
+    p.add_argument(
+        "--workload",
+        default="news",
+        choices=["news", "search"],
+        help="news (default: a call checked argument by argument, where partial execution "
+        "pays) or search (one call of parallel queries, where it barely can)",
+    )
     p.add_argument("--model", default=None, help="local backend: a model folder or .gguf file")
-    p.add_argument("--question", default=None, help="the question (default: a fixed example)")
-    p.add_argument("--repeats", type=int, default=1, help="interleaved runs per mode")
+    p.add_argument("--question", default=None, help="the request (default: a fixed example)")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved runs per mode (3)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     from sgl_conveyor.demo import run_demo
 
     run_demo(
         args.backend,
+        workload=args.workload,
         as_json=args.json,
         question=args.question,
         model=args.model,
@@ -52,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         print("usage: sgl-conveyor {demo,eval,serve} [options]   (-h after a command for help)")
-        print("  demo   a search question with partial execution vs sequential, on this machine")
+        print("  demo   a bundled program with partial execution vs sequential, on this machine")
         print("  eval   the bundled workloads, all modes interleaved; writes results and plots")
         print("  serve  an SGLang-protocol HTTP server on the embedded backend")
         return 0 if argv and argv[0] in ("-h", "--help") else 2

@@ -246,11 +246,13 @@ def test_the_readme_example_runs_with_the_bundled_search_tool(installed):
 
 def test_the_demo_replays_its_recorded_run(installed):
     done = installed.run(
-        [str(installed.cli), "demo", "--backend", "replay", "--json"], installed.workdir("demo")
+        [str(installed.cli), "demo", "--backend", "replay", "--json", "--repeats", "1"],
+        installed.workdir("demo"),
     )
     report = json.loads(done.stdout)
     assert report["error"] is None and report["backend"] == "replay"
-    assert json.loads(report["call"])["queries"]
+    assert report["workload"] == "news" and len(report["attempts"]) == 2
+    assert json.loads(report["call"])["location"]
     assert all(u["dispatched_s"] is not None for u in report["units"])
 
 

@@ -112,6 +112,42 @@ def test_the_demo_trace_replays_the_demo_question():
 
     spec = sgl_conveyor.default_registry().spec("search")
     assert DEMO_QUESTION not in [ex["request"] for ex in spec.examples]
+    from sgl_conveyor.programs.validation import DEMO_REQUEST
+
     rows = [json.loads(x) for x in demo_trace().read_text().splitlines()]
-    assert [r["id"] for r in rows] == ["demo"]
+    assert [r["id"] for r in rows] == ["demo", "demo-news"]
     assert rows[0]["input"] == {"question": DEMO_QUESTION}
+    assert rows[1]["input"] == {"request": DEMO_REQUEST}
+
+
+def test_the_demo_shows_the_rejected_call_stopped_and_the_gain(capsys):
+    # The default demo on its recorded run: the misspelled place is rejected as soon as it is
+    # decoded (before the rest of the call), the call written again runs its units while it
+    # streams, and the report carries each mode's median and spread.
+    from sgl_conveyor.demo import run_demo
+
+    report = run_demo("replay", as_json=True, repeats=2)
+    assert report["workload"] == "news" and report["error"] is None
+    first, second = report["attempts"]
+    assert "Milwaukie" in first["abort_reason"]
+    assert first["aborted_s"] is not None and first["units"][0]["dispatched_s"] is None
+    assert json.loads(report["call"])["location"] == "Milwaukee, WI"
+    location = second["units"][0]
+    assert location["path"] == "/location" and location["dispatched_s"] < second["stream_end_s"]
+    for mode in ("sequential", "partial"):
+        assert len(report["latencies_s"][mode]) == 2
+    spread = report["latency_spread_s"]
+    assert spread["min"] <= report["latency_s"] <= spread["max"] and spread["n"] == 2
+    for key in (
+        "backend",
+        "mode",
+        "latency_s",
+        "sequential_latency_s",
+        "stream_start_s",
+        "stream_end_s",
+        "units",
+        "prompt_tokens",
+        "cached_tokens",
+    ):
+        assert key in report  # the fields of the demo's JSON before the spread was added
+    assert json.loads(capsys.readouterr().out)["gain"] == report["gain"]

@@ -330,7 +330,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = False  # server_close() joins the request threads
+    # Daemon request threads: a program that never stops the service must not wait out its
+    # clients' keep-alive at exit. server_close() still joins them (block_on_close).
+    daemon_threads = True
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], index: SearchIndex, latency: Latency):
