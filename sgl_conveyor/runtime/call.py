@@ -330,11 +330,11 @@ class ToolCall:
                 try:
                     self.tool.undo_unit(res.unit, res.value, self.ctx)
                     self.timeline.note("undo", unit=res.unit.path)
-                except Exception as e:
+                except BaseException as e:  # SystemExit too: a program must end
                     self.timeline.note("undo_failed", unit=res.unit.path, error=repr(e))
         try:
             self.tool.abort(self.ctx, error)
-        except Exception as e:
+        except BaseException as e:  # SystemExit too: a program must end
             self.timeline.note("abort_failed", error=repr(e))
 
     def end(self) -> None:
@@ -390,7 +390,7 @@ class ToolCall:
             e.unit = e.unit or unit.path
             self._times[unit.index].error = str(e)
             raise self._fail(e) from None
-        except Exception as e:
+        except BaseException as e:  # SystemExit too: a program must end
             raise self._fail(self._wrap(e, unit)) from None
 
     def _schedule(self, unit: Unit) -> None:
@@ -460,7 +460,7 @@ class ToolCall:
             self.tool.start(self.ctx)
         except ToolCallError as e:
             raise self._fail(e) from None
-        except Exception as e:
+        except BaseException as e:  # SystemExit too: a program must end
             raise self._fail(
                 ToolExecutionError(
                     f"{self.spec.name} failed to start: {type(e).__name__}: {e}",
@@ -643,7 +643,7 @@ class ToolCall:
         except ToolCallError as e:
             e.tool = e.tool or self.spec.name
             raise self._fail(e) from None
-        except Exception as e:
+        except BaseException as e:  # SystemExit too: a program must end
             raise self._fail(self._wrap(e, None)) from None
         finally:
             self.timeline.mark("finish_end")
