@@ -459,7 +459,7 @@ def cancel(state: Any, reason: str = "cancelled by the user") -> None:
     exe._conveyor_cancel = error
     active = getattr(exe, "_conveyor_active", None)
     if active is not None:
-        active._fail(error)
+        active.cancel(error)
 
 
 def _mark_injected(calls: Sequence[ToolCall]) -> None:

@@ -118,6 +118,7 @@ class ToolCall:
         self._closed = False
         self._ended = False
         self._grace_deadline: float | None = None
+        self._wakers: list[threading.Event] = []  # waits that a doomed call must end at once
 
     # --- state -------------------------------------------------------------------------------
 
@@ -134,7 +135,16 @@ class ToolCall:
         with self._lock:
             if self._failure is None or self._comes_first(error, self._failure):
                 self._failure = error
+            for woken in self._wakers:
+                woken.set()
             return self._failure
+
+    def cancel(self, error: CallCancelledError | None = None) -> None:
+        """Cancel the call from any thread, in whatever phase it is: decoding stops at the next
+        token, running units and the tool's `finish` are told (`ctx.cancelled`), and the call
+        ends with the error (CallCancelledError), never with a result."""
+        self._fail(error or CallCancelledError("the call was cancelled", tool=self.spec.name))
+        self.ctx.cancelled.set()
 
     def _comes_first(self, new: ToolCallError, old: ToolCallError) -> bool:
         if new is old or not new.unit or not old.unit:
@@ -617,8 +627,11 @@ class ToolCall:
                 raise self._fail(res.error)
             results.append(res)
         if self._start_future is not None:
+            self._wait_or_doom(self._start_future)
+            if self._failure is not None:
+                raise self._failure
             try:
-                self._start_future.result(timeout=max(0.0, self._clock.remaining()))
+                self._start_future.result(timeout=0)
             except ToolCallError as e:
                 raise self._fail(e) from None
             except FutureTimeout:
@@ -627,11 +640,28 @@ class ToolCall:
                 ) from None
         return results
 
+    def _wait_or_doom(self, fut: Future) -> None:
+        """Wait for `fut` within the call's limit, but return at once if the call is doomed
+        meanwhile (cancel(), a failing unit): no phase outlives a cancellation."""
+        woken = threading.Event()
+        fut.add_done_callback(lambda _: woken.set())
+        with self._lock:
+            self._wakers.append(woken)
+        try:
+            if self._failure is None:
+                woken.wait(max(0.0, self._clock.remaining()))
+        finally:
+            with self._lock:
+                self._wakers.remove(woken)
+
     def _finish(self, arguments: Any, results: list[UnitResult]) -> Any:
         self.timeline.mark("finish_start")
         fut = self._pool.submit(self.tool.finish, arguments, results, self.ctx)
+        self._wait_or_doom(fut)
         try:
-            value = fut.result(timeout=max(0.0, self._clock.remaining()))
+            if self._failure is not None:
+                raise self._failure  # cancelled while finish ran: its result is discarded
+            value = fut.result(timeout=0)
         except FutureTimeout:
             raise self._fail(
                 ToolTimeoutError(
