@@ -115,6 +115,11 @@ class Tool:
         if spec is not None:
             self.spec = spec
 
+    @classmethod
+    def check_spec(cls, spec: ToolSpec) -> None:
+        """Raise ToolSpecError if this implementation cannot serve `spec` (its limits, say).
+        The registry calls it when the spec is registered, so a bad spec fails at load."""
+
     def start(self, ctx: CallContext) -> None:
         """The call has begun: warm up (connect, spawn a process).
 

@@ -48,6 +48,7 @@ class ToolRegistry:
         """
         if not isinstance(spec, ToolSpec):
             spec = load_spec(spec)
+        _check_against_implementation(spec, impl)
         with self._lock:
             if spec.name in self._specs and not replace:
                 raise ToolSpecError(f"tool {spec.name!r} is already registered", source=spec.source)
@@ -97,6 +98,24 @@ class ToolRegistry:
             tools, self._tools = list(self._tools.values()), {}
         for t in tools:
             t.close()
+
+
+def _check_against_implementation(spec: ToolSpec, impl: ToolImpl | None) -> None:
+    """Let the implementation reject a spec it cannot serve (bad limits, say) when the spec is
+    registered, not at its first call. An implementation that cannot be imported yet is left
+    to `tool()`, which reports it."""
+    cls = impl if inspect.isclass(impl) else type(impl) if isinstance(impl, Tool) else None
+    if impl is None and spec.implementation:
+        module_name, _, attr = spec.implementation.partition(":")
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError):
+            return
+        cls = obj if inspect.isclass(obj) else None
+    if cls is not None and issubclass(cls, Tool):
+        cls.check_spec(spec)
 
 
 def _instantiate(spec: ToolSpec, impl: ToolImpl | None) -> Tool:

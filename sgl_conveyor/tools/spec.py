@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -273,7 +274,9 @@ def spec_from_dict(data: Mapping[str, Any], origin: str | None = None) -> ToolSp
             source=origin,
             field=f"parameters/{field_path}".rstrip("/"),
         ) from e
+    _check_refs(parameters, origin)
     conv = dict(data.get("conveyor") or {})
+    _check_numbers(conv, origin)
 
     fmt = conv.get("format", "json")
     text_field = conv.get("text_field")
@@ -301,6 +304,22 @@ def spec_from_dict(data: Mapping[str, Any], origin: str | None = None) -> ToolSp
                 source=origin,
                 field=f"conveyor/units/{i}/path",
             )
+        if fmt == "json" and path != "":
+            declared = _declared_at(parameters, path)
+            if declared is False:
+                raise ToolSpecError(
+                    f"unit path {path} is forbidden by the parameters' schema (no value can be "
+                    "there, so the unit would never run)",
+                    source=origin,
+                    field=f"conveyor/units/{i}/path",
+                )
+            if declared is None:
+                raise ToolSpecError(
+                    f"unit path {path} is not declared in the parameters' schema (partial "
+                    "execution would silently never happen): declare it under properties/items",
+                    source=origin,
+                    field=f"conveyor/units/{i}/path",
+                )
         if u.get("split") and path != "" and "*" not in path:
             sub = subschema_at(parameters, path)
             if isinstance(sub, Mapping) and sub.get("type") not in (None, "string"):
@@ -346,6 +365,126 @@ def spec_from_dict(data: Mapping[str, Any], origin: str | None = None) -> ToolSp
         examples=tuple(conv.get("examples", ())),
         source=origin,
     )
+
+
+_INTEGERS = ("max_concurrency", "result_max_chars")
+
+
+def _check_numbers(conv: Mapping[str, Any], origin: str | None) -> None:
+    """Numbers the runtime uses as they are: whole where counts are meant, finite everywhere
+    (JSON Schema's `integer` accepts 100.0, and Python's JSON reads 1e999 and NaN)."""
+    for key in _INTEGERS:
+        v = conv.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            raise ToolSpecError(
+                f"{key} must be a whole number, not {v!r}", source=origin, field=f"conveyor/{key}"
+            )
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, float) and not math.isfinite(node):
+            raise ToolSpecError(f"{node!r} is not a usable number here", source=origin, field=where)
+        if isinstance(node, Mapping):
+            for k, v in node.items():
+                if where == "conveyor" and k == "examples":
+                    continue  # a worked call may hold any value the schema allows
+                walk(v, f"{where}/{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}/{i}")
+
+    walk(conv, "conveyor")
+
+
+def _check_refs(parameters: Mapping[str, Any], origin: str | None) -> None:
+    """Every `$ref` of the parameters is local, resolves, and does not loop onto itself
+    through other bare `$ref`s (a schema like `{"$ref": "#"}` validates nothing and never
+    ends). Recursive schemas (a tree whose children are trees) are fine."""
+
+    def resolve(ref: str, where: str) -> Any:
+        if not isinstance(ref, str) or not ref.startswith("#"):
+            raise ToolSpecError(
+                f"$ref {ref!r}: only local references (#/...) are supported",
+                source=origin,
+                field=where,
+            )
+        target: Any = parameters
+        try:
+            tokens = _pointer_tokens(ref[1:])
+        except ValueError:
+            tokens = None
+        for token in tokens if tokens is not None else [None]:
+            if token is None or not isinstance(target, Mapping) or token not in target:
+                raise ToolSpecError(
+                    f"$ref {ref!r} does not resolve in parameters", source=origin, field=where
+                )
+            target = target[token]
+        return target
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, Mapping):
+            if "$ref" in node:
+                seen = [node["$ref"]]
+                target = resolve(node["$ref"], where + "/$ref")
+                while isinstance(target, Mapping) and "$ref" in target:
+                    if target["$ref"] in seen:
+                        chain = " -> ".join([*seen, target["$ref"]])
+                        raise ToolSpecError(
+                            f"$ref cycle in parameters: {chain}", source=origin, field=where
+                        )
+                    seen.append(target["$ref"])
+                    target = resolve(target["$ref"], where + "/$ref")
+            for k, v in node.items():
+                walk(v, f"{where}/{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}/{i}")
+
+    walk(parameters, "parameters")
+
+
+def _declared_at(schema: Mapping[str, Any], path: str) -> Any:
+    """The sub-schema declared for a unit path (`*` for any item or key): the schema, True when
+    it cannot be told (combinators), None when nothing declares it, False when it is forbidden."""
+    node: Any = schema
+    for token in _pointer_tokens(path):
+        node = _deref(schema, node)
+        if node is False:
+            return False
+        if not isinstance(node, Mapping):
+            return None
+        if any(k in node for k in ("anyOf", "oneOf", "allOf", "if", "not")):
+            return True  # the whole-call validation covers what this cannot follow
+        if "properties" in node or node.get("type") == "object":
+            props = node.get("properties", {})
+            if token in props:
+                node = props[token]
+                continue
+            extra = node.get("additionalProperties")
+            pattern = node.get("patternProperties")
+            if extra is False and not pattern:
+                return False
+            if isinstance(extra, Mapping):
+                node = extra
+                continue
+            if pattern:
+                return True
+            return None
+        if "items" in node or "prefixItems" in node or node.get("type") == "array":
+            if token != "*" and not token.isdigit():
+                return False
+            prefix = node.get("prefixItems", [])
+            if token.isdigit() and int(token) < len(prefix):
+                node = prefix[int(token)]
+            else:
+                node = node.get("items", True)
+            if node is True:
+                return True
+            continue
+        if node.get("type") in ("string", "number", "integer", "boolean", "null"):
+            return False  # a scalar has no items or keys
+        return None
+    node = _deref(schema, node)
+    return False if node is False else (node if node is not None else None)
 
 
 def _spec_error(

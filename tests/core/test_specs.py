@@ -183,3 +183,90 @@ def test_a_new_spec_never_inherits_a_dead_specs_validators():
         assert bool(problems) == (kind == "integer"), (i, kind, problems)
         del spec
         gc.collect()
+
+
+def _with_conveyor(**conveyor):
+    return {**OPENAI_WEATHER, "conveyor": conveyor}
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "message"),
+    [
+        (_with_conveyor(result_max_chars=100.0), "conveyor/result_max_chars", "whole number"),
+        (_with_conveyor(max_concurrency=2.0), "conveyor/max_concurrency", "whole number"),
+        (_with_conveyor(timeout_s=float("inf")), "conveyor/timeout_s", "maximum"),
+        (_with_conveyor(timeout_s=1e999), "conveyor/timeout_s", "maximum"),
+        (_with_conveyor(unit_timeout_s=float("nan")), "conveyor/unit_timeout_s", "usable"),
+        (
+            _with_conveyor(
+                units=[{"path": "/location", "effect": "pure", "cost_ms": float("nan")}]
+            ),
+            "conveyor/units/0/cost_ms",
+            "usable",
+        ),
+        (_with_conveyor(units=[{"path": "/nowhere"}]), "conveyor/units/0/path", "forbidden"),
+        (_with_conveyor(units=[{"path": "/location/*"}]), "conveyor/units/0/path", "forbidden"),
+    ],
+)
+def test_specs_that_would_load_and_then_fail_every_call_are_rejected_at_load(spec, field, message):
+    with pytest.raises(ToolSpecError, match=message) as e:
+        spec_from_dict(json.loads(json.dumps(spec)))
+    assert e.value.field == field
+
+
+def test_a_unit_path_the_schema_does_not_declare_is_rejected():
+    spec = json.loads(json.dumps(OPENAI_WEATHER))
+    del spec["function"]["parameters"]["additionalProperties"]  # /extra allowed, not declared
+    spec["conveyor"] = {"units": [{"path": "/extra", "effect": "pure"}]}
+    with pytest.raises(ToolSpecError, match="not declared") as e:
+        spec_from_dict(spec)
+    assert e.value.field == "conveyor/units/0/path"
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        {"$ref": "#"},
+        {"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"},
+        {"type": "object", "properties": {"x": {"$ref": "#/properties/x"}}},
+    ],
+)
+def test_a_self_referencing_schema_is_rejected_at_load(parameters):
+    spec = {"type": "function", "function": {"name": "t", "parameters": parameters}}
+    with pytest.raises(ToolSpecError, match=r"\$ref cycle"):
+        spec_from_dict(spec)
+
+
+def test_a_recursive_schema_that_makes_progress_loads():
+    tree = {
+        "type": "object",
+        "properties": {"children": {"type": "array", "items": {"$ref": "#"}}},
+    }
+    spec = {"type": "function", "function": {"name": "t", "parameters": tree}}
+    assert spec_from_dict(spec).name == "t"
+
+
+def test_an_unresolvable_or_remote_ref_is_rejected_at_load():
+    for ref in ("#/$defs/missing", "https://example.invalid/schema.json"):
+        params = {"type": "object", "properties": {"x": {"$ref": ref}}}
+        with pytest.raises(ToolSpecError, match=r"\$ref"):
+            spec_from_dict({"type": "function", "function": {"name": "t", "parameters": params}})
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        ({"memory_mb": -1}, "memory_mb"),
+        ({"statement_timeout_s": 0}, "statement_timeout_s"),
+        ({"isolate_network": "no"}, "isolate_network"),
+        ({"pool_size": 1.5}, "pool_size"),
+    ],
+)
+def test_python_sandbox_limits_that_disable_themselves_are_rejected_at_load(limits, message):
+    from pathlib import Path
+
+    spec = json.loads(Path(default_registry().spec("python").source).read_text())
+    spec["conveyor"]["limits"].update(limits)
+    with pytest.raises(ToolSpecError, match=message) as e:
+        ToolRegistry().add(spec)  # at registration, not at the first call
+    assert e.value.field == "conveyor/limits"

@@ -44,6 +44,19 @@ class _CallState:
     discarded: bool = False
 
 
+def _limits(spec: ToolSpec) -> tuple[SandboxLimits, dict[str, Any]]:
+    """The spec's sandbox limits (checked) and the tool's own ones (`pool_size`, `data_dir`)."""
+    limits = dict(spec.limits)
+    tool_limits = {k: limits.pop(k) for k in _TOOL_LIMITS if k in limits}
+    try:
+        size = tool_limits.get("pool_size", 1)
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= 64:
+            raise ValueError(f"pool_size must be a whole number from 0 to 64, not {size!r}")
+        return SandboxLimits.from_mapping(limits), tool_limits
+    except (TypeError, ValueError) as e:
+        raise ToolSpecError(str(e), source=spec.source, field="conveyor/limits") from e
+
+
 class PythonTool(Tool):
     """Runs the statements of a `python` call in a sandbox from a warm pool.
 
@@ -61,18 +74,15 @@ class PythonTool(Tool):
 
     # --- configuration -----------------------------------------------------------------------
 
+    @classmethod
+    def check_spec(cls, spec: ToolSpec) -> None:
+        _limits(spec)
+
     @property
     def pool(self) -> SandboxPool:
         with self._lock:
             if self._pool is None:
-                limits = dict(self.spec.limits)
-                tool_limits = {k: limits.pop(k) for k in _TOOL_LIMITS if k in limits}
-                try:
-                    sandbox_limits = SandboxLimits.from_mapping(limits)
-                except (TypeError, ValueError) as e:
-                    raise ToolSpecError(
-                        str(e), source=self.spec.source, field="conveyor/limits"
-                    ) from e
+                sandbox_limits, tool_limits = _limits(self.spec)
                 data_dir = data_path(tool_limits.get("data_dir", "codegen"))
                 self._pool = SandboxPool(
                     sandbox_limits,

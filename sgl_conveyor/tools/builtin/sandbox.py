@@ -38,6 +38,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
+import math
 import os
 import secrets
 import select
@@ -144,6 +145,24 @@ class SandboxLimits:
         if "preload" in values:
             values["preload"] = tuple(values["preload"])
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        # A limit that is not a positive, finite number of its kind would silently disable
+        # itself (memory_mb -1 meant no memory limit at all).
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.type in ("bool", bool):
+                if not isinstance(v, bool):
+                    raise ValueError(f"sandbox limit {f.name} must be true or false, not {v!r}")
+            elif f.type in ("int", int):
+                if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                    raise ValueError(
+                        f"sandbox limit {f.name} must be a positive integer, not {v!r}"
+                    )
+            elif f.type in ("float", float):
+                ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+                if not ok or not math.isfinite(v) or v <= 0:
+                    raise ValueError(f"sandbox limit {f.name} must be a positive number: {v!r}")
 
 
 @dataclass
