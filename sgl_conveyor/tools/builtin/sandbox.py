@@ -423,6 +423,7 @@ class Sandbox:
             "total_memory_mb": lim.total_memory_mb,
             "max_disk_mb": lim.max_disk_mb,
             "seccomp": lim.seccomp,
+            "use_cgroup": lim.use_cgroup,
             "call_cpu_s": lim.call_cpu_s,
             "max_file_mb": lim.max_file_mb,
             "max_open_files": lim.max_open_files,

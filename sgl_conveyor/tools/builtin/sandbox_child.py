@@ -627,13 +627,19 @@ def main() -> None:
     else:
         enforced["filesystem"] = "not confined"
     mem_mb = cfg["memory_mb"]
+    why = (
+        "no memory cgroup could be made here"
+        if cfg.get("use_cgroup", True)
+        else "cgroups are off (use_cgroup)"
+    )
     enforced["memory"] = (
         f"memory cgroup: {cfg.get('total_memory_mb')} MB for the whole sandbox; "
         f"RLIMIT_AS: {mem_mb} MB per process"
         if in_memory_cgroup
         else (
             f"RLIMIT_AS only: {mem_mb} MB per process, not capped for the sandbox as a whole "
-            f"(no memory cgroup could be made here; up to {cfg['max_processes']} processes)"
+            f"({why}; "
+            f"up to {cfg['max_processes']} processes)"
         )
     )
     enforced["network"] = (
