@@ -10,7 +10,11 @@ What is enforced, and how (each layer reports itself in `Sandbox.enforced`):
   (its traceback shows where it was), then the whole sandbox is killed after a short grace.
 - CPU time: RLIMIT_CPU; a per-statement soft limit raises an exception in the statement
   (SIGXCPU), the per-call hard limit kills the process.
-- memory: RLIMIT_AS (address space), so a large allocation fails with MemoryError.
+- memory: RLIMIT_AS (address space) per process, so a large allocation fails with MemoryError;
+  and a memory cgroup (v1 or v2, where this process may create one) caps the sandbox as a whole
+  at `total_memory_mb` (its processes and its tmpfs together): past it the kernel kills one of
+  its processes. Without a memory cgroup, `enforced["memory"]` says that memory adds up across
+  the max_processes processes a statement may start.
 - processes: a pids cgroup (v1 or v2, where this process may create one) caps the number of
   processes; without one, RLIMIT_NPROC for non-root users, or for root (whom RLIMIT_NPROC does
   not bind) an audit hook that counts forks and spawns (ctypes can get past it). The REPL is PID 1
@@ -18,8 +22,20 @@ What is enforced, and how (each layer reports itself in `Sandbox.enforced`):
   namespace we kill its process group and the cgroup's processes.
 - network: a network namespace with no interface but a down loopback (root only); otherwise an
   audit hook refuses socket connect/bind/send (again, ctypes can get past it).
+- system calls: a seccomp filter (x86-64 and aarch64, root or not) allows socket() only for
+  AF_INET/AF_INET6 (so no host Unix socket, which a network namespace does not hide, no vsock,
+  netlink or AF_ALG) and socketpair() only as a connected AF_UNIX stream pair; it refuses new
+  namespaces, mounts, ptrace, bpf, keyrings, io_uring, kernel modules and open_by_handle_at.
 - file system: a mount namespace in which every mount is remounted read-only except the
-  session's working directory (root only); RLIMIT_FSIZE caps file sizes everywhere.
+  session's working directory, which is a tmpfs of `max_disk_mb` (root only; the host never sees
+  what is written there); RLIMIT_FSIZE caps file sizes everywhere. Without the namespace, total
+  disk use is not capped and `enforced["disk"]` says so.
+- trust: nothing the sandbox writes is read by this process as trusted data. The matplotlib font
+  cache shared by sandboxes is built by a process of our own (`_shared_font_cache`), copied in,
+  and never copied back. Replies come on a pipe of their own, apart from the output, and are
+  checked as untrusted input: one that is malformed or not for the running statement (the user's
+  code can write to that pipe: it runs in the REPL's process) fails that statement with status
+  "protocol" and stops the sandbox; the reader thread never dies of it.
 - privileges: as root, the REPL drops every capability except reading and writing files it does
   not own (mount permissions still apply), and sets no_new_privs.
 - output: the kept output is capped per call; a statement that writes far more is stopped.
@@ -27,10 +43,11 @@ What is enforced, and how (each layer reports itself in `Sandbox.enforced`):
   0.2 s and kills the REPL; working directories left by a process that died are removed by the
   next one, and live sandboxes are killed at interpreter exit.
 
-Not enforced: a memory cgroup (RLIMIT_AS bounds each process's address space, so memory adds
-up across the max_processes processes a statement may start); total disk use in the working
-directory (RLIMIT_FSIZE bounds each file); seccomp system-call filtering. Without root, only the
-rlimits, the audit hooks and the process-group kill apply, and `enforced` says so.
+Not enforced: reading what the file system lets root read (every mount is visible, read-only;
+CAP_DAC_READ_SEARCH is kept); the results of a statement are what its own process reports, so
+code can lie about its own statements (never about the host's limits). Without root, only the
+rlimits, the seccomp filter, the cgroups this user may create, the audit hooks and the
+process-group kill apply, and `enforced` says so.
 """
 
 from __future__ import annotations
@@ -40,7 +57,6 @@ import contextlib
 import json
 import math
 import os
-import secrets
 import select
 import shutil
 import signal
@@ -55,7 +71,7 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from sgl_conveyor.errors import ToolExecutionError
 
@@ -73,6 +89,7 @@ STATUS_TEXT = {
     "crashed": "the interpreter process died",
     "output_limit": "the statement wrote too much output",
     "cancelled": "the call was cancelled",
+    "protocol": "the sandbox broke its reply protocol (a forged or malformed reply)",
     "skipped": "an earlier statement ended the script",
 }
 
@@ -118,15 +135,18 @@ class SandboxLimits:
     statement_cpu_s: float = 10.0
     call_cpu_s: float = 40.0
     memory_mb: int = 2048
+    total_memory_mb: int = 4096
     max_processes: int = 32
     max_output_bytes: int = 32768
     output_kill_bytes: int = 8 * 2**20
     max_file_mb: int = 64
+    max_disk_mb: int = 256
     max_open_files: int = 256
     isolate_network: bool = True
     readonly_filesystem: bool = True
     pid_namespace: bool = True
     use_cgroup: bool = True
+    seccomp: bool = True
     interrupt_grace_s: float = 1.0
     spawn_timeout_s: float = 20.0
     threads: int = 1
@@ -184,21 +204,23 @@ class StatementResult:
         return asdict(self)
 
 
-# --- pids cgroup ----------------------------------------------------------------------------
+# --- cgroups -----------------------------------------------------------------------------------
 
 
-class _PidsCgroup:
-    """A pids cgroup of our own (v1 or v2), where this process is allowed to create one."""
+class _Cgroup:
+    """A cgroup of our own for one controller ("pids" or "memory"; v1 or v2), where this
+    process is allowed to create one. On v2 both controllers live in one directory."""
 
     _counter = 0
     _lock = threading.Lock()
-    _base: Path | bool | None = False  # False: not probed yet
+    _bases: ClassVar[dict[str, Path | None]] = {}  # controller -> base; absent: not probed yet
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, controller: str = "pids"):
         self.path = path
+        self.controller = controller
 
     @classmethod
-    def _find_base(cls) -> Path | None:
+    def _find_base(cls, controller: str) -> Path | None:
         try:
             mounts = Path("/proc/self/mountinfo").read_text().splitlines()
             groups = Path("/proc/self/cgroup").read_text().splitlines()
@@ -209,29 +231,32 @@ class _PidsCgroup:
             left, _, right = line.partition(" - ")
             fstype, _, super_opts = ([*right.split(), "", "", ""])[:3]
             point = left.split()[4]
-            if fstype == "cgroup" and "pids" in super_opts.split(","):
+            if fstype == "cgroup" and controller in super_opts.split(","):
                 v1_point = point
             elif fstype == "cgroup2" and v2_point is None:
                 v2_point = point
         for line in groups:
             hid, controllers, rel = line.split(":", 2)
-            if v1_point and "pids" in controllers.split(","):
+            if v1_point and controller in controllers.split(","):
                 return Path(v1_point + rel.rstrip("/"))
             if hid == "0" and v2_point and not v1_point:
                 base = Path(v2_point + rel.rstrip("/"))
                 with contextlib.suppress(OSError):
-                    if "pids" in (base / "cgroup.subtree_control").read_text().split():
+                    if controller in (base / "cgroup.subtree_control").read_text().split():
                         return base
         return None
 
     @classmethod
-    def create(cls, max_processes: int) -> _PidsCgroup | None:
+    def create(cls, controller: str, settings: dict[str, str]) -> _Cgroup | None:
+        """Make one and write `settings` (file name -> value) into it; None where either
+        fails. A setting whose file does not exist here (memsw without swap accounting) is
+        skipped unless it is the first."""
         with cls._lock:
-            if cls._base is False:
-                cls._base = cls._find_base()
-                if cls._base is not None:
-                    cls._remove_stale(cls._base)
-            base = cls._base
+            if controller not in cls._bases:
+                base = cls._bases[controller] = cls._find_base(controller)
+                if base is not None:
+                    cls._remove_stale(base, controller)
+            base = cls._bases[controller]
             cls._counter += 1
             n = cls._counter
         if base is None:
@@ -241,22 +266,24 @@ class _PidsCgroup:
             path.mkdir()
         except OSError:
             return None
-        try:
-            (path / "pids.max").write_text(str(max_processes))
-        except OSError:
-            with contextlib.suppress(OSError):
-                path.rmdir()
-            return None
-        return cls(path)
+        group = cls(path, controller)
+        for i, (name, value) in enumerate(settings.items()):
+            try:
+                (path / name).write_text(value)
+            except OSError:
+                if i == 0 or (path / name).exists():
+                    group.remove()
+                    return None
+        return group
 
     @classmethod
-    def _remove_stale(cls, base: Path) -> None:
+    def _remove_stale(cls, base: Path, controller: str) -> None:
         """Remove the cgroups of sandboxes whose owner process died without cleaning up."""
         with contextlib.suppress(OSError):
             for p in base.glob("sgl-conveyor-*-*"):
                 owner = p.name.split("-")[2]
                 if owner.isdigit() and not Path(f"/proc/{owner}").exists():
-                    cls(p).remove()
+                    cls(p, controller).remove()
 
     @property
     def procs_file(self) -> str:
@@ -285,6 +312,61 @@ class _PidsCgroup:
                 time.sleep(0.01)
 
 
+def _memory_settings(total_mb: int, v2: bool) -> dict[str, str]:
+    limit = str(total_mb * 2**20)
+    if v2:
+        return {"memory.max": limit, "memory.swap.max": "0"}
+    # memsw (memory + swap) must not be below the memory limit, and is set after it.
+    return {"memory.limit_in_bytes": limit, "memory.memsw.limit_in_bytes": limit}
+
+
+# --- the font cache -----------------------------------------------------------------------------
+
+FONT_CACHE_DIR = "matplotlib-fonts"  # not "matplotlib": that one may hold files a sandbox wrote
+_font_lock = threading.Lock()
+_fonts_built: set[Path] = set()
+
+
+def _shared_font_cache(cache_dir: Path) -> Path:
+    """The shared matplotlib font cache, built by a process of our own (never by a sandbox),
+    once per process where it is missing. Nothing a sandbox writes is ever copied back."""
+    shared = cache_dir / FONT_CACHE_DIR
+    with _font_lock:
+        if shared in _fonts_built:
+            return shared
+        _fonts_built.add(shared)
+        if any(_regular_files(shared, "fontlist-*.json")):
+            return shared
+        try:
+            shared.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=shared, prefix=".build-") as tmp:
+                env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "MPLCONFIGDIR": tmp}
+                env.update({"HOME": tmp, "MPLBACKEND": "Agg", "LC_ALL": "C.UTF-8"})
+                done = subprocess.run(
+                    [sys.executable, "-I", "-c", "import matplotlib.font_manager"],
+                    env=env,
+                    cwd=tmp,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=120,
+                    check=False,
+                )
+                if done.returncode == 0:  # else: no matplotlib; each sandbox does without
+                    for f in _regular_files(Path(tmp), "fontlist-*.json"):
+                        os.replace(f, shared / f.name)
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return shared
+
+
+def _regular_files(folder: Path, pattern: str) -> list[Path]:
+    try:
+        return [f for f in folder.glob(pattern) if f.is_file() and not f.is_symlink()]
+    except OSError:
+        return []
+
+
 # --- one sandbox -----------------------------------------------------------------------------
 
 
@@ -296,7 +378,6 @@ class Sandbox:
         self.data_dir = str(data_dir)
         self._cache_dir = cache_dir
         self.enforced: dict[str, Any] = {}
-        self._nonce = secrets.token_hex(8).encode()
         self._cond = threading.Condition()
         self._run_lock = threading.Lock()
         self._kill_lock = threading.Lock()
@@ -311,7 +392,11 @@ class Sandbox:
         self._budget = limits.max_output_bytes
         self._next_id = 0
         self._call_spent: float | None = None  # seconds the call's statements have run
-        self._cgroup: _PidsCgroup | None = None
+        self._cgroup: _Cgroup | None = None
+        self._memory_cgroup: _Cgroup | None = None
+        self._protocol_error: str | None = None
+        self._waiting_for: int | None = None  # the id of the statement that may reply
+        self._reply_r: int | None = None
         self._reader: threading.Thread | None = None
         _sweep_stale_workdirs()
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
@@ -331,21 +416,33 @@ class Sandbox:
         self.workdir.chmod(0o700)
         mpl = self.workdir / ".config" / "matplotlib"
         mpl.mkdir(parents=True)
-        shared_mpl = self._cache_dir / "matplotlib"
-        with contextlib.suppress(OSError):
-            for f in shared_mpl.glob("fontlist-*.json"):
-                shutil.copy2(f, mpl / f.name)
+        # Only files this process's own builder made are copied in; none ever comes back out.
+        for f in _regular_files(_shared_font_cache(self._cache_dir), "fontlist-*.json"):
+            with contextlib.suppress(OSError):
+                shutil.copyfile(f, mpl / f.name, follow_symlinks=False)
+        cgroups = {}
         if lim.use_cgroup:
-            self._cgroup = _PidsCgroup.create(lim.max_processes)
+            self._cgroup = _Cgroup.create("pids", {"pids.max": str(lim.max_processes)})
+            if self._cgroup is not None:
+                cgroups["pids"] = self._cgroup.procs_file
+            self._memory_cgroup = self._create_memory_cgroup()
+            if self._memory_cgroup is not None:
+                cgroups["memory"] = self._memory_cgroup.procs_file
+        reply_r, reply_w = os.pipe()
+        self._reply_r = reply_r
         cfg = {
-            "nonce": self._nonce.decode(),
+            "reply_fd": reply_w,
             "workdir": str(self.workdir),
             "data_dir": self.data_dir,
-            "cgroup_procs": self._cgroup.procs_file if self._cgroup else None,
+            "cgroup_procs": cgroups,
             "isolate_network": lim.isolate_network,
             "readonly_filesystem": lim.readonly_filesystem,
             "pid_namespace": lim.pid_namespace,
             "memory_mb": lim.memory_mb,
+            "total_memory_mb": lim.total_memory_mb,
+            "max_disk_mb": lim.max_disk_mb,
+            "seccomp": lim.seccomp,
+            "use_cgroup": lim.use_cgroup,
             "call_cpu_s": lim.call_cpu_s,
             "max_file_mb": lim.max_file_mb,
             "max_open_files": lim.max_open_files,
@@ -367,17 +464,25 @@ class Sandbox:
             "DATA_DIR": self.data_dir,
             "CONVEYOR_SANDBOX": "1",
         }
-        proc = subprocess.Popen(
-            [sys.executable, "-I", "-u", "-B", str(CHILD_SCRIPT), json.dumps(cfg)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            cwd=self.workdir,
-            env=env,
-            start_new_session=True,
-            close_fds=True,
-            bufsize=0,
-        )
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-u", "-B", str(CHILD_SCRIPT), json.dumps(cfg)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+                pass_fds=(reply_w,),
+                bufsize=0,
+            )
+        except BaseException:
+            os.close(reply_r)
+            self._reply_r = None
+            raise
+        finally:
+            os.close(reply_w)
         self._proc = proc
         self._reader = threading.Thread(
             target=self._read_loop, name=f"sandbox-output-{proc.pid}", daemon=True
@@ -392,51 +497,98 @@ class Sandbox:
         if not ready:
             self.kill()
             detail = early_output.decode(errors="replace").strip()[-2000:]
+            if self._protocol_error:
+                detail = f"{self._protocol_error} {detail}"
             raise SandboxError(
                 f"the Python sandbox did not start (exit status {proc.poll()}): {detail}"
             )
         self.spawn_s = time.perf_counter() - t0
         return proc
 
-    # -- the output pipe --
+    def _create_memory_cgroup(self) -> _Cgroup | None:
+        """The sandbox's memory cgroup. On cgroup v2 a process is in one cgroup only: where the
+        pids cgroup is a v2 one under the same parent, the memory limit goes into it."""
+        lim = self.limits
+        pids_base = _Cgroup._bases.get("pids")
+        if self._cgroup is not None and pids_base is not None:
+            with _Cgroup._lock:
+                if "memory" not in _Cgroup._bases:
+                    _Cgroup._bases["memory"] = _Cgroup._find_base("memory")
+            if _Cgroup._bases["memory"] == pids_base:  # v2, both controllers delegated
+                group = _Cgroup(self._cgroup.path, "memory")
+                try:
+                    for name, value in _memory_settings(lim.total_memory_mb, True).items():
+                        if name == "memory.max" or (group.path / name).exists():
+                            (group.path / name).write_text(value)
+                except OSError:
+                    return None
+                return None  # the pids cgroup is the memory cgroup: join it once
+        v2 = _Cgroup._bases.get("memory") is not None and not _is_v1(_Cgroup._bases["memory"])
+        return _Cgroup.create("memory", _memory_settings(lim.total_memory_mb, v2))
+
+    # -- the pipes: output (whatever the user's code writes) and replies (JSON lines) --
 
     def _read_loop(self) -> None:
-        fd = self._proc.stdout.fileno()
-        marker = b"\x1e" + self._nonce + b" "
-        keep = len(marker) - 1
+        try:
+            self._read_pipes()
+        except Exception as e:  # the reader must end in a known state
+            self._violation(f"the sandbox's reader failed: {type(e).__name__}: {e}")
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(self._reply_r)
+            with self._cond:
+                self._eof = True
+                self._cond.notify_all()
+
+    def _read_pipes(self) -> None:
+        out_fd = self._proc.stdout.fileno()
+        reply_fd = self._reply_r
+        cap = max(2**20, 4 * self.limits.max_output_bytes, 2 * 65536 + 4096)
         pending = b""
         poller = select.poll()
-        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
-        while True:
-            if not poller.poll(200):
+        mask = select.POLLIN | select.POLLHUP | select.POLLERR
+        poller.register(out_fd, mask)
+        poller.register(reply_fd, mask)
+        open_fds = {out_fd, reply_fd}
+        os.set_blocking(out_fd, False)
+        while out_fd in open_fds:
+            events = poller.poll(200)
+            if not events:
                 if self._killed and self._proc.poll() is not None:
                     break  # a process we could not kill still holds the pipe: stop reading
                 continue
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            pending += chunk
-            while True:
-                i = pending.find(marker)
-                if i < 0:
-                    if len(pending) > keep:
-                        self._output(pending[:-keep])
-                        pending = pending[-keep:]
-                    break
-                if i:
-                    self._output(pending[:i])
-                j = pending.find(b"\n", i)
-                if j < 0:
-                    pending = pending[i:]
-                    break
-                frame = pending[i + len(marker) : j]
-                pending = pending[j + 1 :]
-                self._reply(json.loads(frame))
+            ready = {fd for fd, _ in events}
+            # All the output written before a reply is in the pipe when the reply is: take it
+            # first, so that it counts for the statement that wrote it.
+            if not self._drain_output(out_fd):
+                open_fds.discard(out_fd)
+                poller.unregister(out_fd)
+            if reply_fd in ready and reply_fd in open_fds:
+                chunk = os.read(reply_fd, 65536)
+                if not chunk:
+                    open_fds.discard(reply_fd)
+                    poller.unregister(reply_fd)
+                    continue
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    self._reply(raw)
+                if len(pending) > cap:
+                    self._violation(f"a reply of more than {cap} bytes")
+                    pending = b""
         if pending:
-            self._output(pending)
-        with self._cond:
-            self._eof = True
-            self._cond.notify_all()
+            self._violation("a reply cut short")
+
+    def _drain_output(self, fd: int) -> bool:
+        """Read what the output pipe holds now; False at end-of-file."""
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                return True
+            if not chunk:
+                return False
+            self._output(chunk)
 
     def _output(self, data: bytes) -> None:
         with self._cond:
@@ -449,13 +601,43 @@ class Sandbox:
                 self._overflow = True
                 self._cond.notify_all()
 
-    def _reply(self, frame: dict[str, Any]) -> None:
+    def _violation(self, what: str) -> None:
+        """The reply channel carried something the REPL does not send: the user's code wrote
+        to it. The statement fails with a protocol error and the sandbox is stopped."""
         with self._cond:
-            if frame.get("ready"):
-                self._ready = True
-                self.enforced = frame.get("enforced", {})
+            if self._protocol_error is None:
+                self._protocol_error = what
+            self._cond.notify_all()
+
+    def _reply(self, raw: bytes) -> None:
+        """One reply line, checked as the untrusted input it is."""
+        try:
+            frame = json.loads(raw)
+        except ValueError:
+            self._violation(f"a reply that is not JSON: {raw[:80]!r}")
+            return
+        with self._cond:
+            if self._protocol_error is not None:
+                return
+            if not self._ready:
+                if (
+                    isinstance(frame, dict)
+                    and frame.get("ready") is True
+                    and isinstance(frame.get("enforced"), dict)
+                ):
+                    self._ready = True
+                    self.enforced = frame["enforced"]
+                    self._cond.notify_all()
+                    return
+                self._protocol_error = f"a first reply that is not the ready message: {raw[:80]!r}"
+            elif not _valid_reply(frame, self._waiting_for):
+                self._protocol_error = (
+                    f"a reply that is not one for the running statement "
+                    f"(id {self._waiting_for}): {raw[:80]!r}"
+                )
             else:
                 self._replies[frame["id"]] = frame
+                self._waiting_for = None  # one reply per statement
             self._cond.notify_all()
 
     # -- running statements --
@@ -494,6 +676,7 @@ class Sandbox:
         with self._cond:
             self._next_id += 1
             rid = self._next_id
+            self._waiting_for = rid
             self._stmt_bytes = 0
             self._overflow = False
         req = {"id": rid, "code": code, "line": line, "cpu_s": lim.statement_cpu_s}
@@ -514,6 +697,8 @@ class Sandbox:
             self.kill("timeout")
         elif outcome == "overflow":
             self.kill("output_limit")
+        elif outcome == "protocol":
+            self.kill("protocol")
         elif outcome == "cancelled":
             self.kill("cancelled")
         elapsed = time.monotonic() - t0
@@ -549,6 +734,13 @@ class Sandbox:
             return StatementResult(line, "output_limit", output, text, elapsed, dropped)
         if outcome == "cancelled":
             return StatementResult(line, "cancelled", output, "the call was cancelled\n", elapsed)
+        if outcome == "protocol":
+            text = (
+                f"SandboxProtocolError: while the statement starting at line {line} ran, the "
+                f"sandbox's reply channel carried {self._protocol_error} (code that writes to "
+                "the sandbox's own pipes); the sandbox was stopped and its state was lost\n"
+            )
+            return StatementResult(line, "protocol", output, text, elapsed, dropped)
         return StatementResult(
             line, "crashed", output, self._death_text(line), elapsed, dropped_bytes=dropped
         )
@@ -556,6 +748,8 @@ class Sandbox:
     def _wait(self, rid: int, until: float, cancelled: threading.Event | None) -> str:
         with self._cond:
             while True:
+                if self._protocol_error is not None:
+                    return "protocol"
                 if rid in self._replies:
                     return "reply"
                 if self._overflow:
@@ -626,6 +820,8 @@ class Sandbox:
                     proc.wait(timeout=2.0)
             if self._cgroup is not None:
                 self._cgroup.remove()
+            if self._memory_cgroup is not None:
+                self._memory_cgroup.remove()
             with contextlib.suppress(OSError):
                 proc.stdin.close()
         if self._reader is not None and self._reader is not threading.current_thread():
@@ -635,17 +831,29 @@ class Sandbox:
         self._cleanup_files()
 
     def _cleanup_files(self) -> None:
-        mpl = self.workdir / ".config" / "matplotlib"
-        shared = self._cache_dir / "matplotlib"
-        with contextlib.suppress(OSError):
-            # Keep matplotlib's font cache for the next sandboxes: building it takes seconds.
-            for f in mpl.glob("fontlist-*.json"):
-                if not (shared / f.name).exists():
-                    shared.mkdir(parents=True, exist_ok=True)
-                    tmp = shared / f".{f.name}.{os.getpid()}.tmp"
-                    shutil.copy2(f, tmp)
-                    os.replace(tmp, shared / f.name)
+        # Nothing in the working directory is read or kept: the sandbox's code wrote it.
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _valid_reply(frame: Any, expected: int | None) -> bool:
+    return (
+        isinstance(frame, dict)
+        and set(frame) == {"id", "status", "error", "elapsed_s"}
+        and expected is not None
+        and type(frame["id"]) is int
+        and frame["id"] == expected
+        and frame["status"] in _REPL_STATUSES
+        and (frame["error"] is None or isinstance(frame["error"], str))
+        and type(frame["elapsed_s"]) in (int, float)
+        and 0 <= frame["elapsed_s"] < 1e9
+    )
+
+
+_REPL_STATUSES = frozenset({"ok", "error", "exit", "cpu", "interrupted", "memory"})
+
+
+def _is_v1(base: Path) -> bool:
+    return not (base / "cgroup.controllers").exists()
 
 
 def _write_all(fd: int, data: bytes) -> None:

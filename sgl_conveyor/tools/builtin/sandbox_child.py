@@ -9,8 +9,11 @@ network, mount and PID namespaces, and forks the *REPL*, PID 1 of the new PID na
 REPL dies the kernel kills everything left in its namespace; the supervisor relays its exit status
 and turns SIGTERM into SIGKILL of the REPL and SIGINT into SIGINT of the REPL.
 
-Wire protocol: commands arrive as JSON lines on fd 0; the user's stdout and stderr share fd 1 with
-the REPL's replies, which are framed as b"\\x1e" + nonce + b" " + JSON + b"\\n".
+Wire protocol: commands arrive as JSON lines on fd 0; the user's stdout and stderr go to fd 1; the
+REPL's replies are JSON lines on a pipe of their own (`reply_fd` in the configuration), so nothing
+the user's code prints can pass for a reply. The user's code runs in the REPL's process and can
+still write to that pipe on purpose: the host treats every reply as untrusted input (a reply that
+is malformed or not for the statement it waits on stops the sandbox with a protocol error).
 """
 
 from __future__ import annotations
@@ -68,11 +71,14 @@ def _errno_text() -> str:
     return os.strerror(ctypes.get_errno())
 
 
-def _frame(nonce: bytes, obj: dict) -> None:
-    data = b"\x1e" + nonce + b" " + json.dumps(obj).encode() + b"\n"
+MAX_ERROR_CHARS = 65536  # a traceback longer than this is cut (the host caps a reply's size)
+
+
+def _frame(fd: int, obj: dict) -> None:
+    data = json.dumps(obj).encode() + b"\n"
     view = memoryview(data)
     while view:
-        n = os.write(1, view)
+        n = os.write(fd, view)
         view = view[n:]
 
 
@@ -85,7 +91,7 @@ def _join_cgroup(procs_file: str) -> str | None:
             f.write(str(os.getpid()))
         return None
     except OSError as e:
-        return f"cannot join the pids cgroup: {e}"
+        return f"cannot join the cgroup {procs_file}: {e}"
 
 
 def _unshare(flags: int) -> str | None:
@@ -125,20 +131,56 @@ _KEPT_FLAGS = {
 }
 
 
-def _confine_filesystem(workdir: str, fresh_proc: bool) -> list[str]:
-    """Make every mount read-only except the session's working directory. Returns failures."""
+def _mount_workdir_tmpfs(workdir: str, size_mb: int) -> str | None:
+    """Put a tmpfs of `size_mb` over the working directory (what the host put there is copied
+    in first). Its pages are the sandbox's memory, it is gone with the mount namespace, and the
+    host never sees, reads or copies anything the user's code writes."""
+    try:
+        old = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as e:
+        return f"{workdir}: {e}"
+    try:
+        rc = _libc.mount(
+            b"tmpfs",
+            workdir.encode(),
+            b"tmpfs",
+            ctypes.c_ulong(MS_NOSUID | MS_NODEV),
+            f"size={size_mb}m,mode=0700,nr_inodes=65536".encode(),
+        )
+        if rc != 0:
+            return f"tmpfs on {workdir}: {_errno_text()}"
+        import shutil
+
+        shutil.copytree(f"/proc/self/fd/{old}", workdir, symlinks=True, dirs_exist_ok=True)
+        return None
+    except OSError as e:
+        return f"copying into the tmpfs: {e}"
+    finally:
+        os.close(old)
+
+
+def _confine_filesystem(workdir: str, fresh_proc: bool, disk_mb: int | None) -> list[str]:
+    """Make every mount read-only except the session's working directory (a tmpfs of `disk_mb`
+    where it can be mounted, else a bind mount of the host's folder). Returns failures."""
     failures = []
     err = _mount(None, "/", None, MS_REC | MS_PRIVATE)
     if err:
         return [err]
+    if disk_mb:
+        err = _mount_workdir_tmpfs(workdir, disk_mb)
+        if err:
+            failures.append(err)
+    else:
+        err = "no disk limit"
+    if err:
+        err = _mount(workdir, workdir, None, MS_BIND | MS_REC)
+        if err:
+            return [*failures, err]
     if fresh_proc:
         # A /proc of our own PID namespace: the sandbox sees only its own processes.
         err = _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         if err:
             failures.append(err)
-    err = _mount(workdir, workdir, None, MS_BIND | MS_REC)
-    if err:
-        return [*failures, err]
     for point, opts in _mount_points():
         if point == workdir or point.startswith(workdir + "/"):
             continue
@@ -181,6 +223,216 @@ def _drop_capabilities() -> str | None:
         return f"capset failed: {_errno_text()}"
     _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     return None
+
+
+# --- seccomp ----------------------------------------------------------------------------------
+
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+SECCOMP_RET_KILL_PROCESS = 0x80000000
+SECCOMP_RET_ERRNO = 0x00050000
+SECCOMP_RET_ALLOW = 0x7FFF0000
+EPERM = 1
+ENOSYS = 38
+AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
+SOCK_STREAM = 1
+# clone() flags that make namespaces: a new user namespace would give back every capability.
+CLONE_NS_FLAGS = 0x7E020000
+
+# Per architecture: its AUDIT_ARCH value and the numbers of the system calls the filter names.
+_COMMON = {"io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "clone3": 435}
+_SYSCALLS = {
+    "x86_64": (
+        0xC000003E,
+        {
+            "socket": 41,
+            "socketpair": 53,
+            "clone": 56,
+            "unshare": 272,
+            "setns": 308,
+            "mount": 165,
+            "umount2": 166,
+            "pivot_root": 155,
+            "ptrace": 101,
+            "keyctl": 250,
+            "add_key": 248,
+            "request_key": 249,
+            "bpf": 321,
+            "perf_event_open": 298,
+            "userfaultfd": 323,
+            "init_module": 175,
+            "finit_module": 313,
+            "delete_module": 176,
+            "kexec_load": 246,
+            "open_by_handle_at": 304,
+            "fsopen": 430,
+            "fsmount": 432,
+            "move_mount": 429,
+            "open_tree": 428,
+            **_COMMON,
+        },
+    ),
+    "aarch64": (
+        0xC00000B7,
+        {
+            "socket": 198,
+            "socketpair": 199,
+            "clone": 220,
+            "unshare": 97,
+            "setns": 268,
+            "mount": 40,
+            "umount2": 39,
+            "pivot_root": 41,
+            "ptrace": 117,
+            "keyctl": 219,
+            "add_key": 217,
+            "request_key": 218,
+            "bpf": 280,
+            "perf_event_open": 241,
+            "userfaultfd": 282,
+            "init_module": 105,
+            "finit_module": 273,
+            "delete_module": 106,
+            "kexec_load": 104,
+            "open_by_handle_at": 265,
+            "fsopen": 430,
+            "fsmount": 432,
+            "move_mount": 429,
+            "open_tree": 428,
+            **_COMMON,
+        },
+    ),
+}
+_DENIED = [
+    "unshare",
+    "setns",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "ptrace",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "kexec_load",
+    "open_by_handle_at",
+    "fsopen",
+    "fsmount",
+    "move_mount",
+    "open_tree",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+]
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [
+        ("code", ctypes.c_uint16),
+        ("jt", ctypes.c_uint8),
+        ("jf", ctypes.c_uint8),
+        ("k", ctypes.c_uint32),
+    ]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def _seccomp_program(arch: int, nr: dict[str, int], x32: bool) -> list[tuple]:
+    """The filter, as (code, jump-if-true label, jump-if-false label, k); labels are resolved
+    by `_assemble`. Offsets in struct seccomp_data: nr 0, arch 4, args[i] 16 + 8 * i (low word
+    on a little-endian machine, which both architectures are)."""
+    ld, jeq, jge, jset, ret, and_ = 0x20, 0x15, 0x35, 0x45, 0x06, 0x54
+    p: list[tuple] = [
+        (ld, None, None, 4),
+        (jeq, None, "kill", arch),  # another ABI (i386, x32 on x86-64): not ours, kill
+        (ld, None, None, 0),
+    ]
+    if x32:
+        p.append((jge, "kill", None, 0x40000000))
+    p += [
+        (jeq, "socket", None, nr["socket"]),
+        (jeq, "socketpair", None, nr["socketpair"]),
+        (jeq, "clone", None, nr["clone"]),
+        (jeq, "enosys", None, nr["clone3"]),  # its flags cannot be inspected: libc falls back
+    ]
+    p += [(jeq, "eperm", None, nr[name]) for name in _DENIED]
+    p += [
+        (ret, None, None, SECCOMP_RET_ALLOW),
+        # socket(): IPv4 and IPv6 only (the network namespace has no interface). AF_UNIX would
+        # reach the host's socket files, AF_VSOCK the hypervisor, AF_NETLINK/AF_ALG the kernel.
+        ("socket", ld, None, None, 16),
+        (jeq, "allow", None, AF_INET),
+        (jeq, "allow", "eperm", AF_INET6),
+        # socketpair(): a connected AF_UNIX stream pair only (a datagram one could be pointed
+        # at a host socket with connect or sendto; a connected stream socket cannot).
+        ("socketpair", ld, None, None, 16),
+        (jeq, None, "eperm", AF_UNIX),
+        (ld, None, None, 24),
+        (and_, None, None, 0xF),
+        (jeq, "allow", "eperm", SOCK_STREAM),
+        ("clone", ld, None, None, 16),
+        (jset, "eperm", "allow", CLONE_NS_FLAGS),
+        ("allow", ret, None, None, SECCOMP_RET_ALLOW),
+        ("eperm", ret, None, None, SECCOMP_RET_ERRNO | EPERM),
+        ("enosys", ret, None, None, SECCOMP_RET_ERRNO | ENOSYS),
+        ("kill", ret, None, None, SECCOMP_RET_KILL_PROCESS),
+    ]
+    return p
+
+
+def _assemble(program: list[tuple]) -> list[tuple[int, int, int, int]]:
+    labels, body = {}, []
+    for ins in program:
+        if isinstance(ins[0], str):
+            labels[ins[0]] = len(body)
+            ins = ins[1:]
+        body.append(ins)
+    out = []
+    for i, (code, jt, jf, k) in enumerate(body):
+
+        def off(label, i=i):
+            if label is None:
+                return 0
+            d = labels[label] - i - 1
+            if not 0 <= d < 256:
+                raise ValueError(f"seccomp jump out of range: {label}")
+            return d
+
+        out.append((code, off(jt), off(jf), k))
+    return out
+
+
+def _install_seccomp() -> str:
+    """A seccomp filter on the REPL and everything it starts (it cannot be removed). Returns
+    what it enforces, or why it is not there."""
+    import platform
+
+    machine = platform.machine()
+    if machine not in _SYSCALLS:
+        return f"none: no seccomp filter for the architecture {machine}"
+    arch, nr = _SYSCALLS[machine]
+    try:
+        body = _assemble(_seccomp_program(arch, nr, x32=machine == "x86_64"))
+    except (KeyError, ValueError) as e:
+        return f"none: {e}"
+    insns = (_SockFilter * len(body))(*[_SockFilter(*ins) for ins in body])
+    prog = _SockFprog(len(body), ctypes.cast(insns, ctypes.POINTER(_SockFilter)))
+    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        return f"none: no_new_privs failed: {_errno_text()}"
+    if _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
+        return f"none: seccomp failed: {_errno_text()}"
+    return (
+        "seccomp: socket() only for AF_INET/AF_INET6, socketpair() only AF_UNIX stream; "
+        "no namespaces, mounts, ptrace, bpf, keyrings, io_uring, kernel modules, "
+        "open_by_handle_at"
+    )
 
 
 def _set_rlimits(cfg: dict) -> dict:
@@ -261,7 +513,7 @@ def _install_audit_guards(block_network: bool, max_spawns: int | None) -> None:
 # --- the two processes -----------------------------------------------------------------------
 
 
-def _supervise(child: int) -> None:
+def _supervise(child: int, reply_fd: int | None) -> None:
     """Wait for the REPL, forward SIGINT, turn SIGTERM into SIGKILL, kill it if our parent
     dies; exit with its status."""
 
@@ -284,6 +536,8 @@ def _supervise(child: int) -> None:
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
+    if reply_fd is not None:
+        os.close(reply_fd)
     parent = os.getppid()
     while True:
         try:
@@ -304,16 +558,20 @@ def _supervise(child: int) -> None:
 
 def main() -> None:
     cfg = json.loads(sys.argv[1])
-    nonce = cfg["nonce"].encode()
+    reply_fd = cfg["reply_fd"]
     enforced: dict = {"notes": []}
     notes = enforced["notes"]
 
     in_cgroup = False
-    if cfg.get("cgroup_procs"):
-        err = _join_cgroup(cfg["cgroup_procs"])
-        in_cgroup = err is None
+    in_memory_cgroup = False
+    for kind, procs_file in (cfg.get("cgroup_procs") or {}).items():
+        err = _join_cgroup(procs_file)
         if err:
             notes.append(err)
+        elif kind == "pids":
+            in_cgroup = True
+        elif kind == "memory":
+            in_memory_cgroup = True
 
     flags = 0
     if cfg["isolate_network"]:
@@ -339,7 +597,7 @@ def main() -> None:
     supervisor = os.getpid()
     pid = os.fork()
     if pid:
-        _supervise(pid)
+        _supervise(pid, reply_fd)
         return
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     # PID 1 of a new namespace sees its parent as 0; any other parent means it already died.
@@ -347,16 +605,43 @@ def main() -> None:
         os._exit(1)
 
     workdir = cfg["workdir"]
+    disk_mb = cfg.get("max_disk_mb")
+    file_mb = cfg["max_file_mb"]
+    enforced["disk"] = (
+        f"not capped as a whole: RLIMIT_FSIZE caps each file at {file_mb} MB "
+        "(no mount namespace for a tmpfs)"
+    )
     if got & CLONE_NEWNS:
-        failures = _confine_filesystem(workdir, fresh_proc=bool(got & CLONE_NEWPID))
+        failures = _confine_filesystem(workdir, bool(got & CLONE_NEWPID), disk_mb)
         notes.extend(failures)
         enforced["filesystem"] = (
             "read-only except the working directory (mount namespace)"
             if not failures
             else "partly read-only (some remounts failed; see notes)"
         )
+        if disk_mb and not any(f.startswith(("tmpfs", "copying", workdir)) for f in failures):
+            enforced["disk"] = (
+                f"the working directory is a tmpfs of {disk_mb} MB in the sandbox's mount "
+                f"namespace (counted in its memory); RLIMIT_FSIZE caps each file at {file_mb} MB"
+            )
     else:
         enforced["filesystem"] = "not confined"
+    mem_mb = cfg["memory_mb"]
+    why = (
+        "no memory cgroup could be made here"
+        if cfg.get("use_cgroup", True)
+        else "cgroups are off (use_cgroup)"
+    )
+    enforced["memory"] = (
+        f"memory cgroup: {cfg.get('total_memory_mb')} MB for the whole sandbox; "
+        f"RLIMIT_AS: {mem_mb} MB per process"
+        if in_memory_cgroup
+        else (
+            f"RLIMIT_AS only: {mem_mb} MB per process, not capped for the sandbox as a whole "
+            f"({why}; "
+            f"up to {cfg['max_processes']} processes)"
+        )
+    )
     enforced["network"] = (
         "none: own network namespace without interfaces"
         if got & CLONE_NEWNET
@@ -382,6 +667,7 @@ def main() -> None:
         block_network=cfg["isolate_network"] and not got & CLONE_NEWNET,
         max_spawns=None if in_cgroup or os.geteuid() != 0 else cfg["max_processes"],
     )
+    enforced["syscalls"] = _install_seccomp() if cfg.get("seccomp", True) else "none: disabled"
 
     os.chdir(workdir)
     cmd_fd = os.dup(0)
@@ -409,11 +695,11 @@ def main() -> None:
     if preload_errors:
         notes.append("preload failed: " + "; ".join(preload_errors))
 
-    _frame(nonce, {"ready": True, "enforced": enforced})
-    _repl(cmd_fd, nonce, user_globals, cfg)
+    _frame(reply_fd, {"ready": True, "enforced": enforced})
+    _repl(cmd_fd, reply_fd, user_globals, cfg)
 
 
-def _repl(cmd_fd: int, nonce: bytes, user_globals: dict, cfg: dict) -> None:
+def _repl(cmd_fd: int, reply_fd: int, user_globals: dict, cfg: dict) -> None:
     main_pid = os.getpid()
     lines: list[str] = []
     # The signal handlers raise into the user's statement at most once, and only while it runs:
@@ -491,7 +777,9 @@ def _repl(cmd_fd: int, nonce: bytes, user_globals: dict, cfg: dict) -> None:
                 stream.flush()
             except Exception:
                 pass
-        _frame(nonce, {"id": req["id"], "status": status, "error": error, "elapsed_s": elapsed})
+        if error is not None and len(error) > MAX_ERROR_CHARS:
+            error = error[: MAX_ERROR_CHARS // 2] + "\n[...]\n" + error[-MAX_ERROR_CHARS // 2 :]
+        _frame(reply_fd, {"id": req["id"], "status": status, "error": error, "elapsed_s": elapsed})
 
 
 def _format_error(e: BaseException) -> str:
