@@ -2,10 +2,15 @@
 
 200 programs go through sglang's `run_batch` on the replay backend. Their calls hang, raise,
 time out, get rejected, return results too big or impossible to render, are cut by max_tokens
-or are malformed, in every mode and effect class; a few run runaway code in the sandbox. The
-soak passes when no program hangs, no thread or process outlives its call, no unit runs twice,
-and every program ends with a result or a clear, typed error. It prints one line:
-`soak: 200 programs, 0 hangs, 0 leaked, 0 double executions, 37 clear errors`.
+or are malformed, in every mode and effect class; a few run runaway code in the sandbox. In
+hostile mode (the default of `make soak`) some programs' generated code attacks the sandbox
+(symlinks into the shared caches, a host Unix socket, forged reply frames, memory across
+processes, the disk), and with `--serve` hostile HTTP clients attack a real `serve` (see
+`hostile.py`). The soak passes when no program hangs, no thread or process outlives its call, no
+unit runs twice, every program ends with a result or a clear, typed error, and no attack
+escapes. It prints one line:
+`soak: 200 programs, 0 hangs, 0 leaked, 0 double executions, 117 clear errors, 10 attacks
+contained, 0 escapes`.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import sgl_conveyor
 from sgl_conveyor.backends.replay import ReplayBackend
 from sgl_conveyor.tools.builtin.faulty import LEDGER, FaultyTool, faulty_spec
 from sgl_conveyor.tools.registry import BUNDLED_SPECS, ToolRegistry
+
+from .hostile import HOSTILE_LIMITS, AttackLog, SandboxAttacks, serve_attacks
 
 MODES = ("partial", "sequential", "call-eager")
 EFFECTS = ("pure", "idempotent", "reversible", "irreversible")
@@ -59,7 +66,10 @@ class Soak:
     unit_timeout_s: float = 0.4
     deadline_s: float = 240.0
     include_sandbox: bool = True
+    hostile: bool = False  # generated code that attacks the sandbox
+    attack_serve: bool = False  # hostile clients against a real serve (loads the model)
     outcomes: dict[str, Outcome] = field(default_factory=dict)
+    attack_names: dict[str, str] = field(default_factory=dict)  # task id -> attack
 
     def registry(self) -> ToolRegistry:
         reg = ToolRegistry()
@@ -78,15 +88,30 @@ class Soak:
             data = json.loads((BUNDLED_SPECS / "python.json").read_text())
             conv = data["conveyor"]
             conv["limits"].update(statement_timeout_s=1.0, call_timeout_s=4.0, statement_cpu_s=2)
+            if self.hostile:
+                conv["limits"].update(HOSTILE_LIMITS)
             conv.update(unit_timeout_s=3.0, timeout_s=8.0)
             conv["units"][0]["timeout_s"] = 3.0
             reg.add(data)  # its own PythonTool instance: closed with this registry
         return reg
 
-    def tasks(self, rng: random.Random) -> list[dict[str, Any]]:
+    def tasks(self, rng: random.Random, attacks: list | None = None) -> list[dict[str, Any]]:
         tasks = []
         for i in range(self.programs):
             task_id = f"soak-{i:04d}"
+            if attacks and i % 20 == 12:
+                attack = attacks[(i // 20) % len(attacks)]
+                self.attack_names[task_id] = attack.name
+                tasks.append(
+                    {
+                        "id": task_id,
+                        "input": {"tool": "python", "mode": rng.choice(MODES)},
+                        "outputs": [attack.code, "done"],
+                        "kind": "attack",
+                        "max_tokens": 512,
+                    }
+                )
+                continue
             if self.include_sandbox and i % 25 == 7:
                 code = rng.choice(RUNAWAY_CODE)
                 tasks.append(
@@ -141,7 +166,10 @@ class Soak:
     def run(self) -> dict[str, Any]:
         rng = random.Random(self.seed)
         registry = self.registry()
-        tasks = self.tasks(rng)
+        sandbox_attacks = SandboxAttacks() if self.hostile and self.include_sandbox else None
+        attacks = sandbox_attacks.attacks() if sandbox_attacks else []
+        judges = {a.name: a.judge for a in attacks}
+        tasks = self.tasks(rng, attacks)
         backend = ReplayBackend(tasks, tokens_per_second=400.0, ttft_s=0.005)
         outcomes = self.outcomes
         for t in tasks:
@@ -199,6 +227,16 @@ class Soak:
         # warm for the next call): close them as a program would at exit, then count what is
         # left. Everything a call started must be gone by now.
         registry.close()
+        log = AttackLog()
+        if sandbox_attacks is not None:
+            for task_id, name in self.attack_names.items():
+                out = outcomes[task_id]
+                if out.finished:
+                    log.add(name, *judges[name](out.result))
+            sandbox_attacks.judge_host(log)
+            sandbox_attacks.close()
+        if self.attack_serve:
+            _attack_a_real_serve(log)
         time.sleep(0.5)
         left_threads = [
             t.name
@@ -224,6 +262,8 @@ class Soak:
                 kinds[o.result.kind] += 1
                 if not str(o.result):
                     unclear.append(o.task_id)
+            elif o.kind == "attack":
+                pass  # judged above, from the host's side
             elif o.kind == "sandbox":
                 if any(m in str(o.result) for m in ("Error", "exit status", "killed")):
                     kinds["error_in_script_output"] += 1
@@ -242,7 +282,34 @@ class Soak:
             "unclear": unclear,
             "batch_error": repr(errors[0]) if errors else None,
             "elapsed_s": round(elapsed, 2),
+            "hostile": self.hostile or self.attack_serve,
+            "attacks_contained": len(log.contained),
+            "escapes": len(log.escapes),
+            "escaped": log.escapes,
+            "contained": log.contained,
         }
+
+
+def _attack_a_real_serve(log: AttackLog) -> None:
+    """Start `serve` on the embedded model on a free loopback port, attack it, stop it."""
+    import socket
+
+    from sgl_conveyor.backends.local import default_backend
+    from sgl_conveyor.backends.server import serve
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ready = threading.Event()
+    backend = default_backend()
+    thread = threading.Thread(
+        target=serve, args=(backend, "127.0.0.1", port), kwargs={"ready": ready}, daemon=True
+    )
+    thread.start()
+    if not ready.wait(120):
+        log.add("serve: start", False, "the server did not start")
+        return
+    serve_attacks(f"http://127.0.0.1:{port}", log)
 
 
 def _valid_json(text: str) -> bool:
@@ -254,11 +321,14 @@ def _valid_json(text: str) -> bool:
 
 
 def summary_line(report: dict[str, Any]) -> str:
-    return (
+    line = (
         f"soak: {report['programs']} programs, {report['hangs']} hangs, "
         f"{report['leaked']} leaked, {report['double_executions']} double executions, "
         f"{report['clear_errors']} clear errors"
     )
+    if report.get("hostile"):
+        line += f", {report['attacks_contained']} attacks contained, {report['escapes']} escapes"
+    return line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,14 +336,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--programs", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-sandbox", action="store_true", help="skip the runaway-code programs")
+    p.add_argument("--hostile", action="store_true", help="generated code attacks the sandbox")
+    p.add_argument(
+        "--serve", action="store_true", help="hostile clients attack a real serve (loads the model)"
+    )
     p.add_argument("--json", action="store_true", help="print the full report as JSON too")
     args = p.parse_args(argv)
-    report = Soak(args.programs, seed=args.seed, include_sandbox=not args.no_sandbox).run()
+    report = Soak(
+        args.programs,
+        seed=args.seed,
+        include_sandbox=not args.no_sandbox,
+        hostile=args.hostile,
+        attack_serve=args.serve,
+    ).run()
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
         print(f"errors by kind: {report['errors_by_kind']}; took {report['elapsed_s']} s")
-        for key in ("hung", "leaked_threads", "leaked_processes", "unclear"):
+        for key in ("hung", "leaked_threads", "leaked_processes", "unclear", "escaped"):
             if report[key]:
                 print(f"{key}: {report[key]}")
         if report["batch_error"]:
@@ -285,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         and report["double_executions"] == 0
         and not report["unclear"]
         and report["batch_error"] is None
+        and report["escapes"] == 0
     )
     return 0 if ok else 1
 
