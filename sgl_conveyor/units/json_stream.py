@@ -52,6 +52,26 @@ _NONE: tuple[int, ...] = ()
 _BLOCK = 64  # recent chunks kept apart before they are joined into one block
 
 
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise ValueError(f"duplicate key {k!r}")
+            seen.add(k)
+    return d
+
+
+def _loads(text: str) -> Any:
+    """`json.loads` that rejects duplicate keys, as the streaming parser does (it only ever sees
+    text the parser accepted: a disagreement would be a bug, not a quirk of the input)."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_pairs)
+    except (ValueError, RecursionError) as e:
+        raise UnitError(f"invalid JSON: {e}") from None
+
+
 def _pointer_segments(path: str) -> tuple[str, ...]:
     """`/a/*/b~1c` -> ("a", "*", "b/c"). `*` is always a wildcard."""
     if path == "":
@@ -279,11 +299,11 @@ class _Frame:
         "depth",
         "key_end",
         "key_start",
+        "keys",
         "match",
         "obj",
         "path",
         "schema",
-        "seen",
         "start",
     )
 
@@ -309,7 +329,7 @@ class _Frame:
         self.c_match = self.c_alive = _NONE  # the current member's patterns (objects)
         self.c_path: str | None = None
         self.c_schema: _Schema | None = None
-        self.seen: set[str] | None = set() if schema is not None and schema.required else None
+        self.keys: set[str] | None = set() if obj else None  # property names so far
 
 
 class _Sink:
@@ -333,7 +353,9 @@ class JsonUnitDetector:
     (whitespace, `,`, `]`, `}`; a top-level number at whitespace or `finish()`). `value` is what
     `json.loads` gives for the literal, `text` the literal as streamed, `start`/`end` its offsets
     in the stream. A value matching several patterns gives one Unit per pattern, in pattern
-    order; inner values finish first. A duplicate key gives a unit for each of its values.
+    order; inner values finish first. A duplicate key (in any object, matched or not) is an
+    error at the closing quote of its second occurrence, so no unit of a value that a lenient
+    parser would drop is ever emitted.
 
     A string at a `split` pattern streams its decoded content into the splitter while it is still
     open; each piece is a Unit at `f"{path}#{k}"` whose value and text are the piece's decoded
@@ -458,7 +480,7 @@ class JsonUnitDetector:
         if self._state != _DONE:
             raise IncompleteError("the JSON document is not complete yet", offset=self._total)
         if not self._has_value:
-            self._value = json.loads(self._slice(self._doc_start, self._doc_end))
+            self._value = _loads(self._slice(self._doc_start, self._doc_end))
             self._has_value = True
         return self._value
 
@@ -650,8 +672,8 @@ class JsonUnitDetector:
         fr = self._stack.pop()
         sch = fr.schema
         if sch is not None:
-            if fr.seen is not None:
-                missing = [k for k in sch.required if k not in fr.seen]
+            if fr.keys is not None:
+                missing = [k for k in sch.required if k not in fr.keys]
                 if missing:
                     self._stack.append(fr)  # so the error names this object's path
                     self._schema_fail(f"missing required property {missing[0]!r}", end - 1)
@@ -660,7 +682,7 @@ class JsonUnitDetector:
                 self._schema_fail(f"fewer than {sch.min_items} items", end - 1)
         if fr.match:
             text = self._slice(fr.start, end)
-            value = json.loads(text)
+            value = _loads(text)
             for p in fr.match:
                 self._emit(out, fr.path, p, value, text, fr.start, end)
             if not self._stack:
@@ -687,17 +709,17 @@ class JsonUnitDetector:
         fr = self._stack[-1]
         fr.key_end = end
         fr.count += 1
-        if not fr.alive and fr.schema is None:
-            fr.c_match = fr.c_alive = _NONE
-            fr.c_path = fr.c_schema = None
-            return _COLON
         key = self._key(fr)
+        keys = fr.keys
+        if key in keys:
+            # Strict parsers reject it, lenient ones keep the last value: units from the first
+            # one could run while the tool got the other, so the call dies at this quote.
+            self._fail(f"duplicate key {key!r} at {self._where()}", end - 1)
+        keys.add(key)
         if fr.schema is not None:
             sch = fr.schema.prop(key)
             if sch is _FALSE:
                 self._schema_fail(f"property {key!r} is not allowed", end - 1)
-            if fr.seen is not None:
-                fr.seen.add(key)
             fr.c_schema = sch
         else:
             fr.c_schema = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import ClassVar
 
 import pytest
 import sglang as sgl
@@ -382,3 +383,52 @@ def test_a_program_that_raises_cancels_its_running_call(registry):
     assert "city number 4" not in st["call"]  # decoding stopped well before the end
     report = sgl_conveyor.call_report(st, "call")["calls"][0]
     assert report["leaked_threads"] == 0
+
+
+DELETE_SPEC = {
+    "type": "function",
+    "function": {
+        "name": "delete",
+        "description": "Delete items, for good.",
+        "parameters": {
+            "type": "object",
+            "properties": {"items": {"type": "array", "items": {"type": "string"}}},
+            "required": ["items"],
+        },
+    },
+    "conveyor": {"units": [{"path": "/items/*", "effect": "irreversible"}], "cost_model": False},
+}
+
+
+class Delete(Tool):
+    ran: ClassVar[list[str]] = []
+    finished: ClassVar[list[object]] = []
+
+    def run_unit(self, unit, ctx):
+        Delete.ran.append(unit.value)
+        return unit.value
+
+    def finish(self, arguments, results, ctx):
+        Delete.finished.append(arguments)
+        return [r.value for r in results]
+
+
+@pytest.mark.parametrize("mode", ["partial", "sequential", "call-eager"])
+def test_a_duplicate_key_is_malformed_and_runs_nothing_of_either_value(registry, mode):
+    """A lenient parse gives the tool only the last `items`: a unit of the first would have
+    deleted what the arguments do not name. The call dies when the second key closes."""
+    registry.add(DELETE_SPEC, Delete)
+    Delete.ran, Delete.finished = [], []
+    first = '{"items": ["DELETE-A"], '
+    bad = {"id": "d", "input": {"q": "q"}, "outputs": [first + '"items": ["DELETE-B"]}', "x"]}
+
+    @sgl.function
+    def program(s, q, task_id=None):
+        s += sgl.user(q)
+        s += sgl.assistant(sgl.partial_tool("delete", name="call", mode=mode, registry=registry))
+
+    st = program.run(q="q", backend=replay([bad]))
+    err = st["call_result"]
+    assert isinstance(err, MalformedCallError) and "duplicate key 'items'" in str(err)
+    assert Delete.ran == [] and Delete.finished == []
+    assert st["call"].startswith(first + '"items"') and "DELETE-B" not in st["call"]

@@ -222,6 +222,10 @@ def test_value_before_completion_is_an_incomplete_error():
         ("\ufeff[]", 0),  # a byte order mark
         ("12x", 2),  # a top-level number runs into text
         ("[1]]", -1),  # not an error: the document ended at the first `]`
+        ('{"a": 1, "a": 2}', 11),  # a duplicate key, at its closing quote
+        ('{"a": 1, "\\u0061": 2}', 16),  # the same key through an escape
+        ('[{"x": {"k": [], "k": 2}}]', 19),  # in an object no pattern looks at
+        ('{"a": {"b": 1}, "b": {"a": 1, "b": 2}}', -1),  # same names, different objects
     ],
 )
 def test_invalid_text_raises_at_the_first_bad_character(text, offset):
@@ -235,6 +239,24 @@ def test_invalid_text_raises_at_the_first_bad_character(text, offset):
             feed_all(d, chunks)
         assert type(e.value) is UnitError
         assert e.value.offset == offset, str(e.value)
+
+
+def test_a_duplicate_key_fails_at_its_second_closing_quote_before_its_value():
+    """`{"items": [A], "items": [B]}`: a lenient parser keeps B, so a unit for A would be work
+    the tool's arguments do not contain; the detector dies the moment the second key closes."""
+    text = '{"items": ["DELETE-A"], "items": ["DELETE-B"]}'
+    second = text.index('"items"', 5) + len('"items"') - 1
+    for chunks in ([text], list(text)):
+        d = JsonUnitDetector([UnitPattern("/items/*"), UnitPattern("/items")])
+        got = []
+        with pytest.raises(UnitError) as e:
+            for c in chunks:
+                got += d.feed(c)
+        assert type(e.value) is UnitError and e.value.offset == second
+        assert "duplicate key 'items'" in str(e.value)
+        assert all("DELETE-B" not in json.dumps(u.value) for u in got)
+        with pytest.raises(UnitError):
+            d.value()
 
 
 def test_a_dead_detector_raises_the_same_error_and_emits_nothing_more():

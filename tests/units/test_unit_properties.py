@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from unit_strategies import (
     _WS,
     PY_STATEMENTS,
+    adversarial_json,
     canon,
     chunkings,
     encode_json,
@@ -55,8 +56,14 @@ def _reject_constant(name: str) -> None:
     raise ValueError(name)  # NaN / Infinity are not JSON
 
 
+def _unique_keys(pairs):
+    if len({k for k, _ in pairs}) != len(pairs):
+        raise ValueError("duplicate key")  # what strict parsers (and the detector) say
+    return dict(pairs)
+
+
 def strict_loads(text: str):
-    return json.loads(text, parse_constant=_reject_constant)
+    return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
 
 
 def check_json_units(doc: str, patterns, units) -> None:
@@ -145,7 +152,28 @@ def test_broken_json_fails_at_the_first_bad_character_after_valid_units_only(dat
     trailing_ws = status == "complete" and not text[off:].strip(" \t\n\r")
     assert loads_ok == trailing_ws
 
-    patterns = data.draw(json_patterns(value))
+    check_broken_json(text, data.draw(json_patterns(value)), data)
+
+
+@SETTINGS
+@given(st.data())
+def test_adversarial_json_fails_at_the_same_character_whatever_the_chunking(data):
+    """Duplicate keys: the same strict error, at the same offset, in any chunking."""
+    text = data.draw(adversarial_json())
+    status, off = json_prefix_status(text)
+    try:
+        strict_loads(text)
+        loads_ok = True
+    except ValueError:
+        loads_ok = False
+    assert loads_ok == (status == "complete" and not text[off:].strip(" \t\n\r"))
+    patterns = data.draw(json_patterns(json.loads(text) if status == "complete" else []))
+    patterns.append(UnitPattern("/items/*"))
+    check_broken_json(text, patterns, data)
+
+
+def check_broken_json(text: str, patterns, data) -> None:
+    status, off = json_prefix_status(text)
     chunks = data.draw(chunkings(text)) if text else [""]
     det = JsonUnitDetector(patterns)
     run = run_detector(det, chunks)

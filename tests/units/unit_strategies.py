@@ -254,7 +254,8 @@ _NUM_PREFIX = re.compile(r"(?:-|-?(?:0|[1-9][0-9]*)(?:\.[0-9]*|(?:\.[0-9]+)?[eE]
 def json_prefix_status(text: str) -> tuple[str, int]:
     """("complete", end of the document) | ("incomplete", len) | ("invalid", first bad offset),
     with the detector's documented rules: text after the top-level value is ignored, but a
-    top-level number must be followed by whitespace or the end."""
+    top-level number must be followed by whitespace or the end; a duplicate key in an object is
+    invalid at its closing quote."""
     n = len(text)
 
     def ws(i: int) -> int:
@@ -273,10 +274,16 @@ def json_prefix_status(text: str) -> tuple[str, int]:
             i = ws(i + 1)
             if need(i) == "}":
                 return i + 1
+            keys: set[str] = set()
             while True:
                 if need(i) != '"':
                     raise _Invalid(i)
-                i = ws(string(i))
+                k = string(i)
+                key = json.loads(text[i:k])
+                if key in keys:
+                    raise _Invalid(k - 1)  # a duplicate key: invalid at its closing quote
+                keys.add(key)
+                i = ws(k)
                 if need(i) != ":":
                     raise _Invalid(i)
                 i = value(ws(i + 1), False)
@@ -358,6 +365,28 @@ def json_prefix_status(text: str) -> tuple[str, int]:
     except _Short:
         return "incomplete", n
     return "complete", end
+
+
+@st.composite
+def adversarial_json(draw: st.DrawFn) -> str:
+    """Documents a hostile model could write: an object that repeats a key (spelled the same or
+    through escapes), placed at the top level or inside `/items/*`."""
+    rnd = draw(st.randoms(use_true_random=False))
+    members = draw(st.dictionaries(st.text(max_size=4), json_values, min_size=1, max_size=4))
+    keys = list(members)
+    parts = [(k, encode_json(v, rnd)) for k, v in members.items()]
+    dup = rnd.choice(keys)
+    again = encode_json(draw(json_values), rnd)
+    parts.insert(rnd.randrange(keys.index(dup) + 1, len(parts) + 1), (dup, again))
+    ws = lambda: rnd.choice(_WS)
+    obj = "{" + ",".join(ws() + encode_string(k, rnd) + ws() + ":" + ws() + v for k, v in parts)
+    obj += ws() + "}"
+    where = draw(st.sampled_from(["top", "items", "deep"]))
+    if where == "items":
+        return '{"items": [' + encode_json("DELETE-A", rnd) + ", " + obj + "]}"
+    if where == "deep":
+        return '{"a": {"b": [[' + obj + "]]}}"
+    return obj
 
 
 _MUTATION_CHARS = '{}[]",:\\ -0123456789.eEtrufalsn/\x00\x1f\n\u00e9x'
