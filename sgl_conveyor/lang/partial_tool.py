@@ -515,8 +515,13 @@ def _finish_reason_text(meta: dict[str, Any] | None) -> str:
         if kind == "length":
             return f"max_tokens reached after {reason.get('length')} tokens"
         if kind == "stop":
-            return f"stopped at {reason.get('matched')!r}"
-        return str(kind)
+            matched = reason.get("matched")
+            if isinstance(matched, str) and matched:
+                return f"the model wrote the stop string {matched!r}"
+            return "the model ended its output"  # an end-of-sequence token: its id says nothing
+        if kind == "abort":
+            return "the request was aborted"
+        return f"the stream ended ({kind})"
     return "the stream ended"
 
 

@@ -40,8 +40,10 @@ _N_NAMES = ("after '-'", "", "", "after '.'", "", "after the exponent mark", "af
 _WS = " \t\n\r"
 _WS_RUN = re.compile(r"[ \t\n\r]+")
 # String content that needs no attention: plain characters and two-character escapes (a `\\u`
-# escape, an escape cut by a chunk boundary, a quote or a control character stops it).
-_STR_RUN = re.compile(r'[^"\\\x00-\x1f]*(?:\\["\\/bfnrt][^"\\\x00-\x1f]*)*')
+# escape, an escape cut by a chunk boundary, a quote, a control character or a surrogate stops it).
+_STR_RUN = re.compile(
+    r'[^"\\\x00-\x1f\ud800-\udfff]*(?:\\["\\/bfnrt][^"\\\x00-\x1f\ud800-\udfff]*)*'
+)
 _DIGITS = re.compile(r"[0-9]*")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r"}
@@ -50,6 +52,8 @@ _LITERALS = {"t": ("true", True), "f": ("false", False), "n": ("null", None)}
 _NUMBER_START = "-0123456789"
 _NONE: tuple[int, ...] = ()
 _BLOCK = 64  # recent chunks kept apart before they are joined into one block
+MAX_DEPTH = 512  # nested objects and arrays a document may open (json.loads recurses per level)
+_LONE = "lone surrogate: UTF-16 surrogates are only text as a \\u escape pair (high, then low)"
 
 
 def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -355,7 +359,11 @@ class JsonUnitDetector:
     in the stream. A value matching several patterns gives one Unit per pattern, in pattern
     order; inner values finish first. A duplicate key (in any object, matched or not) is an
     error at the closing quote of its second occurrence, so no unit of a value that a lenient
-    parser would drop is ever emitted.
+    parser would drop is ever emitted. Nesting deeper than `max_depth` (512) objects and arrays
+    is an error at the bracket that goes too deep (json.loads would recurse past Python's
+    limit). A surrogate is only text as a `\\u` escape of a high half followed by one of a low
+    half: a lone one (escaped or raw) is an error at the first character that proves it, since
+    json.loads would keep a value no UTF-8 text can hold.
 
     A string at a `split` pattern streams its decoded content into the splitter while it is still
     open; each piece is a Unit at `f"{path}#{k}"` whose value and text are the piece's decoded
@@ -379,8 +387,15 @@ class JsonUnitDetector:
     """
 
     def __init__(
-        self, patterns: Sequence[UnitPattern], schema: Mapping[str, Any] | bool | None = None
+        self,
+        patterns: Sequence[UnitPattern],
+        schema: Mapping[str, Any] | bool | None = None,
+        *,
+        max_depth: int = MAX_DEPTH,
     ) -> None:
+        if max_depth < 1:
+            raise ValueError("max_depth must be >= 1")
+        self.max_depth = max_depth
         self.patterns = tuple(patterns)
         self._psegs = tuple(_pointer_segments(p.path) for p in self.patterns)
         for p in self.patterns:
@@ -412,6 +427,7 @@ class JsonUnitDetector:
         self._v_path: str | None = None
         self._in_key = False
         self._esc: str | None = None  # characters after a backslash, while an escape is open
+        self._pair = False  # a high-surrogate \\u escape was decoded: its low half must follow
         self._enum: tuple[str, ...] | None = None  # enum strings still to check the prefix of
         self._enum_text = ""
         self._nstate = _N_MINUS
@@ -496,6 +512,12 @@ class JsonUnitDetector:
                 if self._esc is not None:
                     i = self._escape(s, i, base)
                     continue
+                if self._pair:
+                    if s[i] != "\\":
+                        self._fail(f"{_LONE}; got {s[i]!r} after a high surrogate", base + i)
+                    self._esc = ""
+                    i += 1
+                    continue
                 j = _STR_RUN.match(s, i).end()
                 if j != i:
                     if self._sinks is not None:
@@ -516,6 +538,8 @@ class JsonUnitDetector:
                     )
                 elif c == "\\":
                     self._esc = ""
+                elif "\ud800" <= c <= "\udfff":
+                    self._fail(f"{_LONE}; got a raw {c!r}", base + j)
                 else:
                     self._fail(f"control character {c!r} in a string", base + j)
                 continue
@@ -625,6 +649,8 @@ class JsonUnitDetector:
         if self._has_split and any(self._splits[p] for p in match):
             self._schema_fail(f"a split pattern needs a string, got {_kind(c)}", off)
         if c == "{" or c == "[":
+            if len(stack) >= self.max_depth:
+                self._fail(f"nested deeper than {self.max_depth} objects and arrays", off)
             stack.append(_Frame(c == "{", off, len(stack), path, match, alive, sch))
             return _OBJ_FIRST if c == "{" else _ARR_FIRST
         self._v_start = off
@@ -780,6 +806,8 @@ class JsonUnitDetector:
         if not esc:
             c = s[i]
             if c != "u":
+                if self._pair:
+                    self._fail(f"{_LONE}; got '\\{c}' after a high surrogate", base + i)
                 ch = _SIMPLE_ESCAPES.get(c)
                 if ch is None:
                     self._fail(f"invalid escape '\\{c}'", base + i)
@@ -796,10 +824,21 @@ class JsonUnitDetector:
             c = s[i]
             if c not in _HEX:
                 self._fail(f"invalid \\u escape: {c!r} is not a hex digit", base + i)
+            k = len(esc)
+            if k == 1 and self._pair and c not in "dD":
+                self._fail(f"{_LONE}; a high surrogate is not followed by a low one", base + i)
+            if k == 2 and (esc[1] in "dD" and c in "cdefCDEF") != self._pair:
+                # \\uDC00-\\uDFFF is a low half: right after a high one, and only there
+                why = "a high surrogate is not followed by a low one" if self._pair else "a low one"
+                self._fail(
+                    f"{_LONE}; {why}" + ("" if self._pair else " without a high one"), base + i
+                )
             esc += c
             i += 1
         self._esc = None
-        self._escaped(chr(int(esc[1:], 16)))
+        code = int(esc[1:], 16)
+        self._pair = 0xD800 <= code <= 0xDBFF
+        self._escaped(chr(code))
         return i
 
     def _escaped(self, ch: str) -> None:

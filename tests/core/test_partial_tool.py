@@ -14,6 +14,7 @@ import sgl_conveyor
 from sgl_conveyor import (
     ArgumentRejectedError,
     MalformedCallError,
+    ResultNotSerializableError,
     SchemaViolationError,
     Tool,
     ToolExecutionError,
@@ -432,3 +433,85 @@ def test_a_duplicate_key_is_malformed_and_runs_nothing_of_either_value(registry,
     assert isinstance(err, MalformedCallError) and "duplicate key 'items'" in str(err)
     assert Delete.ran == [] and Delete.finished == []
     assert st["call"].startswith(first + '"items"') and "DELETE-B" not in st["call"]
+
+
+ECHO_SPEC = {
+    "type": "function",
+    "function": {
+        "name": "echo",
+        "description": "Returns its argument, or a value nested `depth` deep.",
+        "parameters": {"type": "object"},
+    },
+    "conveyor": {"units": [{"path": "/x", "effect": "pure"}], "cost_model": False},
+}
+
+PY_SPEC = {
+    "type": "function",
+    "function": {
+        "name": "py",
+        "description": "Run Python, statement by statement.",
+        "parameters": {
+            "type": "object",
+            "properties": {"code": {"type": "string"}},
+            "required": ["code"],
+        },
+    },
+    "conveyor": {
+        "format": "text",
+        "text_field": "code",
+        "units": [{"path": "/code", "split": "python", "effect": "pure"}],
+        "order": "serial",
+        "cost_model": False,
+    },
+}
+
+
+class Echo(Tool):
+    def run_unit(self, unit, ctx):
+        return unit.value
+
+    def finish(self, arguments, results, ctx):
+        value = arguments.get("x")
+        for _ in range(arguments.get("depth", 0)):
+            value = [value]
+        return value
+
+
+def run_one(registry, tool, output):
+    registry.add(ECHO_SPEC, Echo)
+    registry.add(PY_SPEC, Shell)
+    task = {"id": "e", "input": {"q": "q"}, "outputs": [output, "x"]}
+
+    @sgl.function
+    def program(s, q, task_id=None):
+        s += sgl.user(q)
+        s += sgl.assistant(sgl.partial_tool(tool, name="call", registry=registry, max_tokens=10**6))
+
+    return program.run(q="q", backend=replay([task], tps=1e6))["call_result"]
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ('{"x": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested deeper than 512"),
+        ('{"x": ' + "[" * 100_000, "nested deeper than 512"),
+        ('{"x": "\\ud800"}', "lone surrogate"),
+        ('{"x": "\\udc00"}', "lone surrogate"),
+    ],
+)
+def test_hostile_json_is_malformed_not_a_failed_stream(registry, output, message):
+    err = run_one(registry, "echo", output)
+    assert isinstance(err, MalformedCallError) and message in str(err), repr(err)
+
+
+def test_a_result_nested_100k_deep_is_not_serializable(registry):
+    err = run_one(registry, "echo", '{"x": 1, "depth": 100000}')
+    assert isinstance(err, ResultNotSerializableError), repr(err)
+
+
+def test_code_cut_inside_a_bracket_says_why_in_words(registry):
+    err = run_one(registry, "py", "x = 1\ny = f(1,\n  2")
+    assert isinstance(err, TruncatedCallError)
+    assert "the model ended its output" in str(err)
+    assert "the Python code ended inside an open bracket (line 2)" in str(err)
+    assert "stopped at" not in str(err)

@@ -142,10 +142,7 @@ def test_pointer_escapes_in_patterns_and_paths():
         r'"caf\u00e9 \u00E9"',
         '"raw unicode: é 😀 日本"',
         r'"\ud83d\ude00"',  # a surrogate pair is one character
-        r'"\ud800"',  # lone surrogates stay, as json.loads leaves them
-        r'"\udc00\ud800"',
-        r'"\ud800\u0041"',
-        r'"\ud83d\ud83d\ude00"',
+        r'"\uD83D\uDE00 \udbff\udfff"',
         '"\x7f"',
     ],
 )
@@ -226,6 +223,19 @@ def test_value_before_completion_is_an_incomplete_error():
         ('{"a": 1, "\\u0061": 2}', 16),  # the same key through an escape
         ('[{"x": {"k": [], "k": 2}}]', 19),  # in an object no pattern looks at
         ('{"a": {"b": 1}, "b": {"a": 1, "b": 2}}', -1),  # same names, different objects
+        # Lone surrogates: json.loads keeps them, but no UTF-8 text can hold one (the value
+        # would fail later, in the tool or on the wire), so they are malformed here.
+        (r'"\ud800"', 7),  # a high half, then the closing quote
+        (r'"\ud800x"', 7),
+        (r'"\ud800\n"', 8),  # then another escape
+        (r'"\ud800\u0041"', 9),  # then a \u escape that cannot be a low half
+        (r'"\ud83d\ud83d\ude00"', 10),
+        (r'"\udc00"', 4),  # a low half alone: certain at its second digit
+        (r'{"\uDFFF": 1}', 5),  # in a key too
+        ('"\ud800"', 1),  # a raw surrogate code point in the text
+        ("[" * 512 + "]" * 512, -1),  # nesting: up to 512 levels
+        ("[" * 513, 512),
+        ('{"a": ' * 600, 6 * 512),
     ],
 )
 def test_invalid_text_raises_at_the_first_bad_character(text, offset):
@@ -317,10 +327,10 @@ def test_split_and_whole_patterns_on_the_same_string():
 
 
 def test_split_string_with_escapes_and_surrogate_pairs_across_chunks():
-    code = 'x = "😀 é \\"q\\""\ny = "\ud800"\n'
+    code = 'x = "😀 é \\"q\\""\ny = "\U00010000"\n'
     doc = json.dumps({"code": code}, ensure_ascii=True)
     ref = feed_all(JsonUnitDetector([UnitPattern("/code", "python")]), [doc])
-    assert [u.text for u in ref] == ['x = "😀 é \\"q\\""', 'y = "\ud800"']
+    assert [u.text for u in ref] == ['x = "😀 é \\"q\\""', 'y = "\U00010000"']
     for size in (1, 2, 3, 5, 7):
         chunks = [doc[i : i + size] for i in range(0, len(doc), size)]
         assert feed_all(JsonUnitDetector([UnitPattern("/code", "python")]), chunks) == ref

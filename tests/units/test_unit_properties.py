@@ -43,6 +43,7 @@ from sgl_conveyor.units import (
     TextUnitDetector,
     UnitPattern,
 )
+from sgl_conveyor.units.json_stream import MAX_DEPTH
 
 # UNITS_MAX_EXAMPLES=5000 for a deeper search than the default run's.
 SETTINGS = settings(
@@ -62,8 +63,22 @@ def _unique_keys(pairs):
     return dict(pairs)
 
 
+def _depth(value) -> int:
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
 def strict_loads(text: str):
-    return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+    """json.loads, strict where the detector is: duplicate keys, NaN, lone surrogates (which
+    no UTF-8 text can hold) and nesting past the depth limit are errors."""
+    value = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+    json.dumps(value, ensure_ascii=False).encode()  # UnicodeEncodeError is a ValueError
+    if _depth(value) > MAX_DEPTH:
+        raise ValueError("nested too deeply")
+    return value
 
 
 def check_json_units(doc: str, patterns, units) -> None:
@@ -158,7 +173,8 @@ def test_broken_json_fails_at_the_first_bad_character_after_valid_units_only(dat
 @SETTINGS
 @given(st.data())
 def test_adversarial_json_fails_at_the_same_character_whatever_the_chunking(data):
-    """Duplicate keys: the same strict error, at the same offset, in any chunking."""
+    """Duplicate keys, deep nesting, lone surrogates: the same strict error, at the same
+    offset, in any chunking; the valid ones give the usual units."""
     text = data.draw(adversarial_json())
     status, off = json_prefix_status(text)
     try:
