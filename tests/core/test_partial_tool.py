@@ -9,6 +9,8 @@ from typing import ClassVar
 
 import pytest
 import sglang as sgl
+from sglang.lang.backend.base_backend import BaseBackend
+from sglang.lang.chat_template import get_chat_template
 
 import sgl_conveyor
 from sgl_conveyor import (
@@ -515,3 +517,48 @@ def test_code_cut_inside_a_bracket_says_why_in_words(registry):
     assert "the model ended its output" in str(err)
     assert "the Python code ended inside an open bracket (line 2)" in str(err)
     assert "stopped at" not in str(err)
+
+
+class Chunks(BaseBackend):
+    """Streams a fixed output in 4-character pieces, with no tokenizer and no pacing: what is
+    left is the node's own cost per chunk."""
+
+    def __init__(self, output):
+        super().__init__()
+        self.output = output
+        self.chat_template = get_chat_template("chatml")
+
+    def generate_stream(self, s, sampling_params):
+        out = self.output
+        for i in range(0, len(out), 4):
+            end = i + 4 >= len(out)
+            yield out[i : i + 4], {"finish_reason": {"type": "stop", "matched": 2} if end else None}
+
+    def cache_prefix(self, prefix_str):
+        pass
+
+
+def test_a_long_string_argument_costs_linear_time(registry):
+    """800k characters in token-sized chunks take about 4x the time of 200k, not 16x (the
+    call's text was copied whole per chunk, three times)."""
+    registry.add(ECHO_SPEC, Echo)
+
+    @sgl.function
+    def program(s, q):
+        s += sgl.user(q)
+        s += sgl.assistant(
+            sgl.partial_tool("echo", name="call", registry=registry, max_tokens=10**7)
+        )
+
+    def seconds(n):
+        text = "".join(f"w{i % 1000} " for i in range(n // 4))[:n]
+        t0 = time.perf_counter()
+        st = program.run(q="q", backend=Chunks('{"x": "' + text + '"}'))
+        assert st["call_result"] == text
+        return time.perf_counter() - t0
+
+    seconds(20_000)  # warm up
+    # The best of two runs each: another process taking the CPU only ever adds time.
+    small = min(seconds(200_000) for _ in range(2))
+    big = min(seconds(800_000) for _ in range(2))
+    assert big / small < 8, f"200k: {small:.2f} s, 800k: {big:.2f} s"
