@@ -218,9 +218,18 @@ class _CallRunner:
     # -- state helpers (sglang internals) --
 
     def _append(self, piece: str) -> None:
+        # `exe.text_ += piece` copies the whole state per token (CPython extends a string in
+        # place only when a local holds its sole reference): quadratic in a long call. Taking
+        # the reference out first lets it grow in place; a reader holding the old string meanwhile
+        # (text_iter) just makes that one append a copy.
         exe = self.exe
-        exe.text_ += piece
-        exe.variables[self.name] += piece
+        text, exe.text_ = exe.text_, ""
+        text += piece
+        exe.text_ = text
+        variables, name = exe.variables, self.name
+        value, variables[name] = variables[name], ""
+        value += piece
+        variables[name] = value
         if exe.stream:
             exe.stream_var_event[self.name].set()
             exe.stream_text_event.set()
@@ -287,6 +296,7 @@ class _CallRunner:
         sp = self._sampling_params(spec)
         stream: Iterator[tuple[str, dict[str, Any]]] | None = None
         meta: dict[str, Any] = {}
+        parts: list[str] = []  # the call's text (joined once: `att.text +=` is quadratic)
         exe._conveyor_active = call
         try:
             _raise_if_cancelled(exe)
@@ -306,12 +316,12 @@ class _CallRunner:
                         units = detector.feed(delta)
                     except UnitError:
                         self._append(delta)
-                        att.text += delta
+                        parts.append(delta)
                         raise
                     t1 = time.perf_counter()
                     kept = delta if not detector.complete else delta[: detector.consumed - before]
                     self._append(kept)
-                    att.text += kept
+                    parts.append(kept)
                     t2 = time.perf_counter()
                     for unit in units:
                         call.add_unit(unit)
@@ -358,6 +368,7 @@ class _CallRunner:
                 f"stream of the {spec.name} call failed: {type(e).__name__}: {e}", tool=spec.name
             )
         finally:
+            att.text = "".join(parts)
             exe._conveyor_active = None
             if att.error is not None:
                 call.abort(att.error)
@@ -515,8 +526,13 @@ def _finish_reason_text(meta: dict[str, Any] | None) -> str:
         if kind == "length":
             return f"max_tokens reached after {reason.get('length')} tokens"
         if kind == "stop":
-            return f"stopped at {reason.get('matched')!r}"
-        return str(kind)
+            matched = reason.get("matched")
+            if isinstance(matched, str) and matched:
+                return f"the model wrote the stop string {matched!r}"
+            return "the model ended its output"  # an end-of-sequence token: its id says nothing
+        if kind == "abort":
+            return "the request was aborted"
+        return f"the stream ended ({kind})"
     return "the stream ended"
 
 

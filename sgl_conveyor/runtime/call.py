@@ -679,6 +679,14 @@ class ToolCall:
             self.timeline.mark("finish_end")
         try:
             json.dumps(value, default=_reject)
+        except RecursionError:
+            raise self._fail(
+                ResultNotSerializableError(
+                    f"{self.spec.name} returned a result that cannot be rendered: it is nested "
+                    "too deeply",
+                    tool=self.spec.name,
+                )
+            ) from None
         except (TypeError, ValueError) as e:
             raise self._fail(
                 ResultNotSerializableError(

@@ -40,8 +40,10 @@ _N_NAMES = ("after '-'", "", "", "after '.'", "", "after the exponent mark", "af
 _WS = " \t\n\r"
 _WS_RUN = re.compile(r"[ \t\n\r]+")
 # String content that needs no attention: plain characters and two-character escapes (a `\\u`
-# escape, an escape cut by a chunk boundary, a quote or a control character stops it).
-_STR_RUN = re.compile(r'[^"\\\x00-\x1f]*(?:\\["\\/bfnrt][^"\\\x00-\x1f]*)*')
+# escape, an escape cut by a chunk boundary, a quote, a control character or a surrogate stops it).
+_STR_RUN = re.compile(
+    r'[^"\\\x00-\x1f\ud800-\udfff]*(?:\\["\\/bfnrt][^"\\\x00-\x1f\ud800-\udfff]*)*'
+)
 _DIGITS = re.compile(r"[0-9]*")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r"}
@@ -50,6 +52,28 @@ _LITERALS = {"t": ("true", True), "f": ("false", False), "n": ("null", None)}
 _NUMBER_START = "-0123456789"
 _NONE: tuple[int, ...] = ()
 _BLOCK = 64  # recent chunks kept apart before they are joined into one block
+MAX_DEPTH = 512  # nested objects and arrays a document may open (json.loads recurses per level)
+_LONE = "lone surrogate: UTF-16 surrogates are only text as a \\u escape pair (high, then low)"
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise ValueError(f"duplicate key {k!r}")
+            seen.add(k)
+    return d
+
+
+def _loads(text: str) -> Any:
+    """`json.loads` that rejects duplicate keys, as the streaming parser does (it only ever sees
+    text the parser accepted: a disagreement would be a bug, not a quirk of the input)."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_pairs)
+    except (ValueError, RecursionError) as e:
+        raise UnitError(f"invalid JSON: {e}") from None
 
 
 def _pointer_segments(path: str) -> tuple[str, ...]:
@@ -279,11 +303,11 @@ class _Frame:
         "depth",
         "key_end",
         "key_start",
+        "keys",
         "match",
         "obj",
         "path",
         "schema",
-        "seen",
         "start",
     )
 
@@ -309,7 +333,7 @@ class _Frame:
         self.c_match = self.c_alive = _NONE  # the current member's patterns (objects)
         self.c_path: str | None = None
         self.c_schema: _Schema | None = None
-        self.seen: set[str] | None = set() if schema is not None and schema.required else None
+        self.keys: set[str] | None = set() if obj else None  # property names so far
 
 
 class _Sink:
@@ -333,7 +357,13 @@ class JsonUnitDetector:
     (whitespace, `,`, `]`, `}`; a top-level number at whitespace or `finish()`). `value` is what
     `json.loads` gives for the literal, `text` the literal as streamed, `start`/`end` its offsets
     in the stream. A value matching several patterns gives one Unit per pattern, in pattern
-    order; inner values finish first. A duplicate key gives a unit for each of its values.
+    order; inner values finish first. A duplicate key (in any object, matched or not) is an
+    error at the closing quote of its second occurrence, so no unit of a value that a lenient
+    parser would drop is ever emitted. Nesting deeper than `max_depth` (512) objects and arrays
+    is an error at the bracket that goes too deep (json.loads would recurse past Python's
+    limit). A surrogate is only text as a `\\u` escape of a high half followed by one of a low
+    half: a lone one (escaped or raw) is an error at the first character that proves it, since
+    json.loads would keep a value no UTF-8 text can hold.
 
     A string at a `split` pattern streams its decoded content into the splitter while it is still
     open; each piece is a Unit at `f"{path}#{k}"` whose value and text are the piece's decoded
@@ -357,8 +387,15 @@ class JsonUnitDetector:
     """
 
     def __init__(
-        self, patterns: Sequence[UnitPattern], schema: Mapping[str, Any] | bool | None = None
+        self,
+        patterns: Sequence[UnitPattern],
+        schema: Mapping[str, Any] | bool | None = None,
+        *,
+        max_depth: int = MAX_DEPTH,
     ) -> None:
+        if max_depth < 1:
+            raise ValueError("max_depth must be >= 1")
+        self.max_depth = max_depth
         self.patterns = tuple(patterns)
         self._psegs = tuple(_pointer_segments(p.path) for p in self.patterns)
         for p in self.patterns:
@@ -390,6 +427,7 @@ class JsonUnitDetector:
         self._v_path: str | None = None
         self._in_key = False
         self._esc: str | None = None  # characters after a backslash, while an escape is open
+        self._pair = False  # a high-surrogate \\u escape was decoded: its low half must follow
         self._enum: tuple[str, ...] | None = None  # enum strings still to check the prefix of
         self._enum_text = ""
         self._nstate = _N_MINUS
@@ -458,7 +496,7 @@ class JsonUnitDetector:
         if self._state != _DONE:
             raise IncompleteError("the JSON document is not complete yet", offset=self._total)
         if not self._has_value:
-            self._value = json.loads(self._slice(self._doc_start, self._doc_end))
+            self._value = _loads(self._slice(self._doc_start, self._doc_end))
             self._has_value = True
         return self._value
 
@@ -473,6 +511,12 @@ class JsonUnitDetector:
             if state == _STRING:
                 if self._esc is not None:
                     i = self._escape(s, i, base)
+                    continue
+                if self._pair:
+                    if s[i] != "\\":
+                        self._fail(f"{_LONE}; got {s[i]!r} after a high surrogate", base + i)
+                    self._esc = ""
+                    i += 1
                     continue
                 j = _STR_RUN.match(s, i).end()
                 if j != i:
@@ -494,6 +538,8 @@ class JsonUnitDetector:
                     )
                 elif c == "\\":
                     self._esc = ""
+                elif "\ud800" <= c <= "\udfff":
+                    self._fail(f"{_LONE}; got a raw {c!r}", base + j)
                 else:
                     self._fail(f"control character {c!r} in a string", base + j)
                 continue
@@ -603,6 +649,8 @@ class JsonUnitDetector:
         if self._has_split and any(self._splits[p] for p in match):
             self._schema_fail(f"a split pattern needs a string, got {_kind(c)}", off)
         if c == "{" or c == "[":
+            if len(stack) >= self.max_depth:
+                self._fail(f"nested deeper than {self.max_depth} objects and arrays", off)
             stack.append(_Frame(c == "{", off, len(stack), path, match, alive, sch))
             return _OBJ_FIRST if c == "{" else _ARR_FIRST
         self._v_start = off
@@ -650,8 +698,8 @@ class JsonUnitDetector:
         fr = self._stack.pop()
         sch = fr.schema
         if sch is not None:
-            if fr.seen is not None:
-                missing = [k for k in sch.required if k not in fr.seen]
+            if fr.keys is not None:
+                missing = [k for k in sch.required if k not in fr.keys]
                 if missing:
                     self._stack.append(fr)  # so the error names this object's path
                     self._schema_fail(f"missing required property {missing[0]!r}", end - 1)
@@ -660,7 +708,7 @@ class JsonUnitDetector:
                 self._schema_fail(f"fewer than {sch.min_items} items", end - 1)
         if fr.match:
             text = self._slice(fr.start, end)
-            value = json.loads(text)
+            value = _loads(text)
             for p in fr.match:
                 self._emit(out, fr.path, p, value, text, fr.start, end)
             if not self._stack:
@@ -687,17 +735,17 @@ class JsonUnitDetector:
         fr = self._stack[-1]
         fr.key_end = end
         fr.count += 1
-        if not fr.alive and fr.schema is None:
-            fr.c_match = fr.c_alive = _NONE
-            fr.c_path = fr.c_schema = None
-            return _COLON
         key = self._key(fr)
+        keys = fr.keys
+        if key in keys:
+            # Strict parsers reject it, lenient ones keep the last value: units from the first
+            # one could run while the tool got the other, so the call dies at this quote.
+            self._fail(f"duplicate key {key!r} at {self._where()}", end - 1)
+        keys.add(key)
         if fr.schema is not None:
             sch = fr.schema.prop(key)
             if sch is _FALSE:
                 self._schema_fail(f"property {key!r} is not allowed", end - 1)
-            if fr.seen is not None:
-                fr.seen.add(key)
             fr.c_schema = sch
         else:
             fr.c_schema = None
@@ -758,6 +806,8 @@ class JsonUnitDetector:
         if not esc:
             c = s[i]
             if c != "u":
+                if self._pair:
+                    self._fail(f"{_LONE}; got '\\{c}' after a high surrogate", base + i)
                 ch = _SIMPLE_ESCAPES.get(c)
                 if ch is None:
                     self._fail(f"invalid escape '\\{c}'", base + i)
@@ -774,10 +824,21 @@ class JsonUnitDetector:
             c = s[i]
             if c not in _HEX:
                 self._fail(f"invalid \\u escape: {c!r} is not a hex digit", base + i)
+            k = len(esc)
+            if k == 1 and self._pair and c not in "dD":
+                self._fail(f"{_LONE}; a high surrogate is not followed by a low one", base + i)
+            if k == 2 and (esc[1] in "dD" and c in "cdefCDEF") != self._pair:
+                # \\uDC00-\\uDFFF is a low half: right after a high one, and only there
+                why = "a high surrogate is not followed by a low one" if self._pair else "a low one"
+                self._fail(
+                    f"{_LONE}; {why}" + ("" if self._pair else " without a high one"), base + i
+                )
             esc += c
             i += 1
         self._esc = None
-        self._escaped(chr(int(esc[1:], 16)))
+        code = int(esc[1:], 16)
+        self._pair = 0xD800 <= code <= 0xDBFF
+        self._escaped(chr(code))
         return i
 
     def _escaped(self, ch: str) -> None:

@@ -162,6 +162,8 @@ class PythonStatementSplitter:
         self._tail = ""  # last 3 characters scanned (string prefix look-back)
         self._ctx: list[list[Any]] = []  # open strings, f-string fields and format specs
         self._depth = 0  # bracket depth of module code
+        self._open_line = 0  # line of the outermost open bracket / of the open string
+        self._str_line = 0
         self._cont = False  # a backslash continuation is pending
         self._joined = False  # the logical line goes on after a backslash-newline
         self._comment = False
@@ -197,13 +199,13 @@ class PythonStatementSplitter:
             self._scan(t, True, out)
         if self._ctx or self._depth or self._cont or (self._joined and not self._line_code):
             what = (
-                "inside a string"
+                f"inside a string (opened on line {self._str_line})"
                 if self._ctx
-                else "inside brackets"
+                else f"inside an open bracket (line {self._open_line})"
                 if self._depth
-                else "after a backslash continuation"
+                else f"after a backslash continuation (line {self._line - (not self._cont)})"
             )
-            raise IncompleteError(f"the Python code ends {what}", offset=self._pos)
+            raise IncompleteError(f"the Python code ended {what}", offset=self._pos)
         if self._start >= 0:
             if self._line_code:
                 self._code_end = self._pos
@@ -263,6 +265,8 @@ class PythonStatementSplitter:
                 self._comment = True
                 i += 1
             elif c in "([{":
+                if not self._depth:
+                    self._open_line = self._line
                 self._depth += 1
                 self._line_code = True
                 i += 1
@@ -337,6 +341,7 @@ class PythonStatementSplitter:
         fstring = prefix in _FIELD_PREFIXES
         n = len(t)
         self._line_code = True
+        self._str_line = self._line
         if i + 1 >= n:
             if not final:
                 return self._hold_at(i)

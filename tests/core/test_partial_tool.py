@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import ClassVar
 
 import pytest
 import sglang as sgl
+from sglang.lang.backend.base_backend import BaseBackend
+from sglang.lang.chat_template import get_chat_template
 
 import sgl_conveyor
 from sgl_conveyor import (
     ArgumentRejectedError,
     MalformedCallError,
+    ResultNotSerializableError,
     SchemaViolationError,
     Tool,
     ToolExecutionError,
@@ -382,3 +386,179 @@ def test_a_program_that_raises_cancels_its_running_call(registry):
     assert "city number 4" not in st["call"]  # decoding stopped well before the end
     report = sgl_conveyor.call_report(st, "call")["calls"][0]
     assert report["leaked_threads"] == 0
+
+
+DELETE_SPEC = {
+    "type": "function",
+    "function": {
+        "name": "delete",
+        "description": "Delete items, for good.",
+        "parameters": {
+            "type": "object",
+            "properties": {"items": {"type": "array", "items": {"type": "string"}}},
+            "required": ["items"],
+        },
+    },
+    "conveyor": {"units": [{"path": "/items/*", "effect": "irreversible"}], "cost_model": False},
+}
+
+
+class Delete(Tool):
+    ran: ClassVar[list[str]] = []
+    finished: ClassVar[list[object]] = []
+
+    def run_unit(self, unit, ctx):
+        Delete.ran.append(unit.value)
+        return unit.value
+
+    def finish(self, arguments, results, ctx):
+        Delete.finished.append(arguments)
+        return [r.value for r in results]
+
+
+@pytest.mark.parametrize("mode", ["partial", "sequential", "call-eager"])
+def test_a_duplicate_key_is_malformed_and_runs_nothing_of_either_value(registry, mode):
+    """A lenient parse gives the tool only the last `items`: a unit of the first would have
+    deleted what the arguments do not name. The call dies when the second key closes."""
+    registry.add(DELETE_SPEC, Delete)
+    Delete.ran, Delete.finished = [], []
+    first = '{"items": ["DELETE-A"], '
+    bad = {"id": "d", "input": {"q": "q"}, "outputs": [first + '"items": ["DELETE-B"]}', "x"]}
+
+    @sgl.function
+    def program(s, q, task_id=None):
+        s += sgl.user(q)
+        s += sgl.assistant(sgl.partial_tool("delete", name="call", mode=mode, registry=registry))
+
+    st = program.run(q="q", backend=replay([bad]))
+    err = st["call_result"]
+    assert isinstance(err, MalformedCallError) and "duplicate key 'items'" in str(err)
+    assert Delete.ran == [] and Delete.finished == []
+    assert st["call"].startswith(first + '"items"') and "DELETE-B" not in st["call"]
+
+
+ECHO_SPEC = {
+    "type": "function",
+    "function": {
+        "name": "echo",
+        "description": "Returns its argument, or a value nested `depth` deep.",
+        "parameters": {"type": "object"},
+    },
+    "conveyor": {"units": [{"path": "/x", "effect": "pure"}], "cost_model": False},
+}
+
+PY_SPEC = {
+    "type": "function",
+    "function": {
+        "name": "py",
+        "description": "Run Python, statement by statement.",
+        "parameters": {
+            "type": "object",
+            "properties": {"code": {"type": "string"}},
+            "required": ["code"],
+        },
+    },
+    "conveyor": {
+        "format": "text",
+        "text_field": "code",
+        "units": [{"path": "/code", "split": "python", "effect": "pure"}],
+        "order": "serial",
+        "cost_model": False,
+    },
+}
+
+
+class Echo(Tool):
+    def run_unit(self, unit, ctx):
+        return unit.value
+
+    def finish(self, arguments, results, ctx):
+        value = arguments.get("x")
+        for _ in range(arguments.get("depth", 0)):
+            value = [value]
+        return value
+
+
+def run_one(registry, tool, output):
+    registry.add(ECHO_SPEC, Echo)
+    registry.add(PY_SPEC, Shell)
+    task = {"id": "e", "input": {"q": "q"}, "outputs": [output, "x"]}
+
+    @sgl.function
+    def program(s, q, task_id=None):
+        s += sgl.user(q)
+        s += sgl.assistant(sgl.partial_tool(tool, name="call", registry=registry, max_tokens=10**6))
+
+    return program.run(q="q", backend=replay([task], tps=1e6))["call_result"]
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ('{"x": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested deeper than 512"),
+        ('{"x": ' + "[" * 100_000, "nested deeper than 512"),
+        ('{"x": "\\ud800"}', "lone surrogate"),
+        ('{"x": "\\udc00"}', "lone surrogate"),
+    ],
+)
+def test_hostile_json_is_malformed_not_a_failed_stream(registry, output, message):
+    err = run_one(registry, "echo", output)
+    assert isinstance(err, MalformedCallError) and message in str(err), repr(err)
+
+
+def test_a_result_nested_100k_deep_is_not_serializable(registry):
+    err = run_one(registry, "echo", '{"x": 1, "depth": 100000}')
+    assert isinstance(err, ResultNotSerializableError), repr(err)
+
+
+def test_code_cut_inside_a_bracket_says_why_in_words(registry):
+    err = run_one(registry, "py", "x = 1\ny = f(1,\n  2")
+    assert isinstance(err, TruncatedCallError)
+    assert "the model ended its output" in str(err)
+    assert "the Python code ended inside an open bracket (line 2)" in str(err)
+    assert "stopped at" not in str(err)
+
+
+class Chunks(BaseBackend):
+    """Streams a fixed output in 4-character pieces, with no tokenizer and no pacing: what is
+    left is the node's own cost per chunk."""
+
+    def __init__(self, output):
+        super().__init__()
+        self.output = output
+        self.chat_template = get_chat_template("chatml")
+
+    def generate_stream(self, s, sampling_params):
+        out = self.output
+        for i in range(0, len(out), 4):
+            end = i + 4 >= len(out)
+            yield out[i : i + 4], {"finish_reason": {"type": "stop", "matched": 2} if end else None}
+
+    def cache_prefix(self, prefix_str):
+        pass
+
+
+def test_a_long_string_argument_costs_linear_time(registry):
+    """800k characters in token-sized chunks take about 4x the time of 200k, not 16x (the
+    call's text was copied whole per chunk, three times)."""
+    registry.add(ECHO_SPEC, Echo)
+
+    @sgl.function
+    def program(s, q):
+        s += sgl.user(q)
+        s += sgl.assistant(
+            sgl.partial_tool("echo", name="call", registry=registry, max_tokens=10**7)
+        )
+
+    def seconds(n):
+        text = "".join(f"w{i % 1000} " for i in range(n // 4))[:n]
+        t0 = time.perf_counter()
+        st = program.run(q="q", backend=Chunks('{"x": "' + text + '"}'))
+        assert st["call_result"] == text
+        return time.perf_counter() - t0
+
+    seconds(20_000)  # warm up
+    # The best of two runs each: another process taking the CPU only ever adds time.
+    small = min(seconds(200_000) for _ in range(2))
+    big = min(seconds(800_000) for _ in range(2))
+    assert big / small < 8, f"200k: {small:.2f} s, 800k: {big:.2f} s"

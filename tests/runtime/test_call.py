@@ -81,6 +81,11 @@ class Recorder(Tool):
         self._log("end", name)
         if name == "unserializable":
             return object()
+        if name == "deep":
+            value: list = []
+            for _ in range(100_000):
+                value = [value]
+            return value
         return name.upper()
 
     def undo_unit(self, unit, result, ctx):
@@ -324,6 +329,12 @@ def test_a_result_that_cannot_be_rendered_is_a_typed_error():
     call, _ = new_call(make_spec())
     with pytest.raises(ResultNotSerializableError):
         run_call(call, ["unserializable"])
+
+
+def test_a_result_nested_100k_deep_is_not_serializable_not_a_tool_failure():
+    call, _ = new_call(make_spec())
+    with pytest.raises(ResultNotSerializableError, match="nested too deeply"):
+        run_call(call, ["deep"])
 
 
 class Stubborn(Recorder):

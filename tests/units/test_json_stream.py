@@ -142,10 +142,7 @@ def test_pointer_escapes_in_patterns_and_paths():
         r'"caf\u00e9 \u00E9"',
         '"raw unicode: é 😀 日本"',
         r'"\ud83d\ude00"',  # a surrogate pair is one character
-        r'"\ud800"',  # lone surrogates stay, as json.loads leaves them
-        r'"\udc00\ud800"',
-        r'"\ud800\u0041"',
-        r'"\ud83d\ud83d\ude00"',
+        r'"\uD83D\uDE00 \udbff\udfff"',
         '"\x7f"',
     ],
 )
@@ -222,6 +219,23 @@ def test_value_before_completion_is_an_incomplete_error():
         ("\ufeff[]", 0),  # a byte order mark
         ("12x", 2),  # a top-level number runs into text
         ("[1]]", -1),  # not an error: the document ended at the first `]`
+        ('{"a": 1, "a": 2}', 11),  # a duplicate key, at its closing quote
+        ('{"a": 1, "\\u0061": 2}', 16),  # the same key through an escape
+        ('[{"x": {"k": [], "k": 2}}]', 19),  # in an object no pattern looks at
+        ('{"a": {"b": 1}, "b": {"a": 1, "b": 2}}', -1),  # same names, different objects
+        # Lone surrogates: json.loads keeps them, but no UTF-8 text can hold one (the value
+        # would fail later, in the tool or on the wire), so they are malformed here.
+        (r'"\ud800"', 7),  # a high half, then the closing quote
+        (r'"\ud800x"', 7),
+        (r'"\ud800\n"', 8),  # then another escape
+        (r'"\ud800\u0041"', 9),  # then a \u escape that cannot be a low half
+        (r'"\ud83d\ud83d\ude00"', 10),
+        (r'"\udc00"', 4),  # a low half alone: certain at its second digit
+        (r'{"\uDFFF": 1}', 5),  # in a key too
+        ('"\ud800"', 1),  # a raw surrogate code point in the text
+        ("[" * 512 + "]" * 512, -1),  # nesting: up to 512 levels
+        ("[" * 513, 512),
+        ('{"a": ' * 600, 6 * 512),
     ],
 )
 def test_invalid_text_raises_at_the_first_bad_character(text, offset):
@@ -235,6 +249,24 @@ def test_invalid_text_raises_at_the_first_bad_character(text, offset):
             feed_all(d, chunks)
         assert type(e.value) is UnitError
         assert e.value.offset == offset, str(e.value)
+
+
+def test_a_duplicate_key_fails_at_its_second_closing_quote_before_its_value():
+    """`{"items": [A], "items": [B]}`: a lenient parser keeps B, so a unit for A would be work
+    the tool's arguments do not contain; the detector dies the moment the second key closes."""
+    text = '{"items": ["DELETE-A"], "items": ["DELETE-B"]}'
+    second = text.index('"items"', 5) + len('"items"') - 1
+    for chunks in ([text], list(text)):
+        d = JsonUnitDetector([UnitPattern("/items/*"), UnitPattern("/items")])
+        got = []
+        with pytest.raises(UnitError) as e:
+            for c in chunks:
+                got += d.feed(c)
+        assert type(e.value) is UnitError and e.value.offset == second
+        assert "duplicate key 'items'" in str(e.value)
+        assert all("DELETE-B" not in json.dumps(u.value) for u in got)
+        with pytest.raises(UnitError):
+            d.value()
 
 
 def test_a_dead_detector_raises_the_same_error_and_emits_nothing_more():
@@ -295,10 +327,10 @@ def test_split_and_whole_patterns_on_the_same_string():
 
 
 def test_split_string_with_escapes_and_surrogate_pairs_across_chunks():
-    code = 'x = "😀 é \\"q\\""\ny = "\ud800"\n'
+    code = 'x = "😀 é \\"q\\""\ny = "\U00010000"\n'
     doc = json.dumps({"code": code}, ensure_ascii=True)
     ref = feed_all(JsonUnitDetector([UnitPattern("/code", "python")]), [doc])
-    assert [u.text for u in ref] == ['x = "😀 é \\"q\\""', 'y = "\ud800"']
+    assert [u.text for u in ref] == ['x = "😀 é \\"q\\""', 'y = "\U00010000"']
     for size in (1, 2, 3, 5, 7):
         chunks = [doc[i : i + size] for i in range(0, len(doc), size)]
         assert feed_all(JsonUnitDetector([UnitPattern("/code", "python")]), chunks) == ref

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from unit_strategies import (
     _WS,
     PY_STATEMENTS,
+    adversarial_json,
     canon,
     chunkings,
     encode_json,
@@ -42,6 +43,7 @@ from sgl_conveyor.units import (
     TextUnitDetector,
     UnitPattern,
 )
+from sgl_conveyor.units.json_stream import MAX_DEPTH
 
 # UNITS_MAX_EXAMPLES=5000 for a deeper search than the default run's.
 SETTINGS = settings(
@@ -55,8 +57,28 @@ def _reject_constant(name: str) -> None:
     raise ValueError(name)  # NaN / Infinity are not JSON
 
 
+def _unique_keys(pairs):
+    if len({k for k, _ in pairs}) != len(pairs):
+        raise ValueError("duplicate key")  # what strict parsers (and the detector) say
+    return dict(pairs)
+
+
+def _depth(value) -> int:
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
 def strict_loads(text: str):
-    return json.loads(text, parse_constant=_reject_constant)
+    """json.loads, strict where the detector is: duplicate keys, NaN, lone surrogates (which
+    no UTF-8 text can hold) and nesting past the depth limit are errors."""
+    value = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+    json.dumps(value, ensure_ascii=False).encode()  # UnicodeEncodeError is a ValueError
+    if _depth(value) > MAX_DEPTH:
+        raise ValueError("nested too deeply")
+    return value
 
 
 def check_json_units(doc: str, patterns, units) -> None:
@@ -145,7 +167,29 @@ def test_broken_json_fails_at_the_first_bad_character_after_valid_units_only(dat
     trailing_ws = status == "complete" and not text[off:].strip(" \t\n\r")
     assert loads_ok == trailing_ws
 
-    patterns = data.draw(json_patterns(value))
+    check_broken_json(text, data.draw(json_patterns(value)), data)
+
+
+@SETTINGS
+@given(st.data())
+def test_adversarial_json_fails_at_the_same_character_whatever_the_chunking(data):
+    """Duplicate keys, deep nesting, lone surrogates: the same strict error, at the same
+    offset, in any chunking; the valid ones give the usual units."""
+    text = data.draw(adversarial_json())
+    status, off = json_prefix_status(text)
+    try:
+        strict_loads(text)
+        loads_ok = True
+    except ValueError:
+        loads_ok = False
+    assert loads_ok == (status == "complete" and not text[off:].strip(" \t\n\r"))
+    patterns = data.draw(json_patterns(json.loads(text) if status == "complete" else []))
+    patterns.append(UnitPattern("/items/*"))
+    check_broken_json(text, patterns, data)
+
+
+def check_broken_json(text: str, patterns, data) -> None:
+    status, off = json_prefix_status(text)
     chunks = data.draw(chunkings(text)) if text else [""]
     det = JsonUnitDetector(patterns)
     run = run_detector(det, chunks)

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from sgl_conveyor.errors import UnitError
 from sgl_conveyor.units import Expr, Ref, UnitPattern, make_splitter
+from sgl_conveyor.units.json_stream import MAX_DEPTH
 
 # --- feeding --------------------------------------------------------------------------------
 
@@ -75,7 +76,8 @@ json_scalars = (
     | st.booleans()
     | st.integers(-(10**30), 10**30)
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(st.characters(codec=None, exclude_categories=()), max_size=12)
+    # Any code point but surrogates: a lone one is not text (the detector rejects it).
+    | st.text(st.characters(codec=None, exclude_categories=("Cs",)), max_size=12)
 )
 json_values = st.recursive(
     json_scalars,
@@ -254,7 +256,9 @@ _NUM_PREFIX = re.compile(r"(?:-|-?(?:0|[1-9][0-9]*)(?:\.[0-9]*|(?:\.[0-9]+)?[eE]
 def json_prefix_status(text: str) -> tuple[str, int]:
     """("complete", end of the document) | ("incomplete", len) | ("invalid", first bad offset),
     with the detector's documented rules: text after the top-level value is ignored, but a
-    top-level number must be followed by whitespace or the end."""
+    top-level number must be followed by whitespace or the end; a duplicate key in an object is
+    invalid at its closing quote; nesting stops at MAX_DEPTH; a surrogate is only allowed as
+    the `\\u` escape of a high half followed by that of a low half."""
     n = len(text)
 
     def ws(i: int) -> int:
@@ -267,19 +271,27 @@ def json_prefix_status(text: str) -> tuple[str, int]:
             raise _Short
         return text[i]
 
-    def value(i: int, top: bool) -> int:
+    def value(i: int, top: bool, depth: int = 0) -> int:
         c = need(i)
+        if c in "{[" and depth == MAX_DEPTH:
+            raise _Invalid(i)
         if c == "{":
             i = ws(i + 1)
             if need(i) == "}":
                 return i + 1
+            keys: set[str] = set()
             while True:
                 if need(i) != '"':
                     raise _Invalid(i)
-                i = ws(string(i))
+                k = string(i)
+                key = json.loads(text[i:k])
+                if key in keys:
+                    raise _Invalid(k - 1)  # a duplicate key: invalid at its closing quote
+                keys.add(key)
+                i = ws(k)
                 if need(i) != ":":
                     raise _Invalid(i)
-                i = value(ws(i + 1), False)
+                i = value(ws(i + 1), False, depth + 1)
                 i = ws(i)
                 c = need(i)
                 if c == "}":
@@ -292,7 +304,7 @@ def json_prefix_status(text: str) -> tuple[str, int]:
             if need(i) == "]":
                 return i + 1
             while True:
-                i = ws(value(i, False))
+                i = ws(value(i, False, depth + 1))
                 c = need(i)
                 if c == "]":
                     return i + 1
@@ -331,23 +343,34 @@ def json_prefix_status(text: str) -> tuple[str, int]:
 
     def string(i: int) -> int:
         i += 1
+        pair = False  # after a high surrogate escape: only its low half may follow
         while True:
             c = need(i)
+            if pair and c != "\\":
+                raise _Invalid(i)
             if c == '"':
                 return i + 1
             if c == "\\":
                 e = need(i + 1)
                 if e == "u":
+                    h = ""
                     for k in range(4):
-                        if need(i + 2 + k) not in "0123456789abcdefABCDEF":
+                        d = need(i + 2 + k)
+                        if d not in "0123456789abcdefABCDEF":
                             raise _Invalid(i + 2 + k)
+                        if k == 0 and pair and d not in "dD":
+                            raise _Invalid(i + 2)
+                        if k == 1 and pair != (h in "dD" and d in "cdefCDEF"):
+                            raise _Invalid(i + 3)
+                        h += d
+                    pair = 0xD800 <= int(h, 16) <= 0xDBFF
                     i += 6
                     continue
-                if e not in '"\\/bfnrt':
+                if pair or e not in '"\\/bfnrt':
                     raise _Invalid(i + 1)
                 i += 2
                 continue
-            if ord(c) < 0x20:
+            if ord(c) < 0x20 or 0xD800 <= ord(c) <= 0xDFFF:
                 raise _Invalid(i)
             i += 1
 
@@ -358,6 +381,41 @@ def json_prefix_status(text: str) -> tuple[str, int]:
     except _Short:
         return "incomplete", n
     return "complete", end
+
+
+@st.composite
+def adversarial_json(draw: st.DrawFn) -> str:
+    """Documents a hostile model could write: an object that repeats a key (spelled the same or
+    through escapes), placed at the top level or inside `/items/*`; nesting around the depth
+    limit; surrogate escapes, paired or not, and raw surrogates."""
+    rnd = draw(st.randoms(use_true_random=False))
+    kind = draw(st.sampled_from(["dup", "dup", "deep", "surrogate"]))
+    if kind == "deep":
+        depth = draw(st.sampled_from([MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1, MAX_DEPTH + 40]))
+        opens = [rnd.choice(["[", '{"k": ']) for _ in range(depth)]
+        closes = "".join("]" if o == "[" else "}" for o in reversed(opens))
+        return '{"items": ' + "".join(opens) + "0" + closes + "}"
+    if kind == "surrogate":
+        bits = [r"\ud83d\ude00", r"\uD800\uDC00", "a", r"\n", r"\ud800", r"\udfff"]
+        bits += [r"\ud83d\u0041", r"\ud83d\ud83d", r"\ud83dx", "\ud800", "\udc00", "😀"]
+        body = "".join(draw(st.lists(st.sampled_from(bits), min_size=1, max_size=4)))
+        return '{"items": ["ok", "' + body + '"], "n": 1}'
+
+    members = draw(st.dictionaries(st.text(max_size=4), json_values, min_size=1, max_size=4))
+    keys = list(members)
+    parts = [(k, encode_json(v, rnd)) for k, v in members.items()]
+    dup = rnd.choice(keys)
+    again = encode_json(draw(json_values), rnd)
+    parts.insert(rnd.randrange(keys.index(dup) + 1, len(parts) + 1), (dup, again))
+    ws = lambda: rnd.choice(_WS)
+    obj = "{" + ",".join(ws() + encode_string(k, rnd) + ws() + ":" + ws() + v for k, v in parts)
+    obj += ws() + "}"
+    where = draw(st.sampled_from(["top", "items", "deep"]))
+    if where == "items":
+        return '{"items": [' + encode_json("DELETE-A", rnd) + ", " + obj + "]}"
+    if where == "deep":
+        return '{"a": {"b": [[' + obj + "]]}}"
+    return obj
 
 
 _MUTATION_CHARS = '{}[]",:\\ -0123456789.eEtrufalsn/\x00\x1f\n\u00e9x'
