@@ -442,7 +442,7 @@ ECHO_SPEC = {
     "function": {
         "name": "echo",
         "description": "Returns its argument, or a value nested `depth` deep.",
-        "parameters": {"type": "object"},
+        "parameters": {"type": "object", "properties": {"x": {}}},
     },
     "conveyor": {"units": [{"path": "/x", "effect": "pure"}], "cost_model": False},
 }
