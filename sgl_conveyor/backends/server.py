@@ -599,9 +599,12 @@ async def _disconnected(request: Request) -> None:
         await asyncio.sleep(0.05)
 
 
+_KINDS = {400: "BadRequest", 408: "RequestTimeout", 413: "RequestEntityTooLarge"}  # stable names
+
+
 def _error(status: int, message: str, *, kind: str | None = None, close: bool = False):
     """The error shape of SGLang's server: {"error": {"message", "type", "code"}}."""
-    kind = kind or HTTPStatus(status).phrase.replace(" ", "").replace("-", "")
+    kind = kind or _KINDS.get(status) or HTTPStatus(status).phrase.replace(" ", "")
     return JSONResponse(
         {"error": {"message": message, "type": kind, "code": status}},
         status_code=status,
