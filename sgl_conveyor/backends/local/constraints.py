@@ -73,7 +73,11 @@ class GrammarCompiler:
         except (RuntimeError, ValueError, TypeError) as err:
             what = "json_schema" if p.json_schema is not None else "regex"
             raise ValueError(f"invalid {what} for constrained decoding: {err}") from err
-        return Constraint(grammar, self.vocab_size, self.stop_token_ids)
+        constraint = Constraint(grammar, self.vocab_size, self.stop_token_ids)
+        if not constraint.can_start():
+            what = "json_schema" if p.json_schema is not None else "regex"
+            raise ValueError(f"the {what} matches no text: nothing can be generated under it")
+        return constraint
 
 
 class Constraint:
@@ -85,6 +89,16 @@ class Constraint:
         self._stop_ids = stop_token_ids
         self._vocab_size = vocab_size
         self._probe: torch.Tensor | None = None
+
+    def can_start(self) -> bool:
+        """Some token is allowed first (an impossible regex, e.g. an empty character class,
+        allows none: the engine would fail its step, and every request in it, on the first
+        token)."""
+        if not self._matcher.fill_next_token_bitmask(self._bitmask):
+            return True  # no mask needed: everything is allowed
+        probe = torch.zeros(self._vocab_size)
+        xgr.apply_token_bitmask_inplace(probe, self._bitmask, vocab_size=self._vocab_size)
+        return bool(torch.isfinite(probe).any())
 
     def mask(self, logits: torch.Tensor) -> None:
         """Set the logits of every token the grammar forbids next to -inf, in place."""

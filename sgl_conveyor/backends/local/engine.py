@@ -240,10 +240,12 @@ class Engine:
         params: SamplingParams | None = None,
         *,
         rid: str | None = None,
+        max_prompt_tokens: int | None = None,
     ) -> RequestHandle:
         """Queue a request. `prompt` is text (tokenized so that it keeps the tokens of a
-        remembered earlier sequence it extends) or token ids. Invalid constraints raise
-        ValueError here, in the caller's thread."""
+        remembered earlier sequence it extends) or token ids. Invalid constraints, and a
+        prompt longer than the context (or than `max_prompt_tokens`), raise ValueError here,
+        in the caller's thread."""
         if self._closed:
             raise BackendError("the engine is shut down")
         params = params or SamplingParams()
@@ -257,6 +259,11 @@ class Engine:
             raise ValueError(
                 f"the prompt has {len(tokenized.ids)} tokens; the model's context is "
                 f"{self.context_len}"
+            )
+        if max_prompt_tokens is not None and len(tokenized.ids) > max_prompt_tokens:
+            raise ValueError(
+                f"the prompt has {len(tokenized.ids)} tokens; this server accepts at most "
+                f"{max_prompt_tokens}"
             )
         constraint = self.grammars.for_params(params)
         seed = params.seed if params.seed is not None else self.seed
