@@ -54,7 +54,7 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
 
 soak: $(STAMP)
-	$(BIN)/python -m sgl_conveyor.eval.soak --programs 200
+	$(BIN)/python -m sgl_conveyor.eval.soak --programs 200 --hostile --serve
 
 eval-replay: $(STAMP)
 	$(BIN)/sgl-conveyor eval --workload all --backend replay --out eval/out/replay

@@ -291,25 +291,41 @@ class Soak:
 
 
 def _attack_a_real_serve(log: AttackLog) -> None:
-    """Start `serve` on the embedded model on a free loopback port, attack it, stop it."""
+    """Start `sgl-conveyor serve` on the embedded model as its own process on a free loopback
+    port (as it is deployed), attack it, stop it. Its default limits, but a slow body or
+    header is given up after 3 s instead of 30 and 10 (a soak waits for it)."""
     import socket
+    import subprocess
 
-    from sgl_conveyor.backends.local import default_backend
-    from sgl_conveyor.backends.server import serve
+    import requests
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    ready = threading.Event()
-    backend = default_backend()
-    thread = threading.Thread(
-        target=serve, args=(backend, "127.0.0.1", port), kwargs={"ready": ready}, daemon=True
-    )
-    thread.start()
-    if not ready.wait(120):
-        log.add("serve: start", False, "the server did not start")
-        return
-    serve_attacks(f"http://127.0.0.1:{port}", log)
+    cmd = [sys.executable, "-m", "sgl_conveyor.cli", "serve", "--port", str(port)]
+    cmd += ["--body-timeout", "3", "--header-timeout", "3"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.5)
+        else:
+            log.add("serve: start", False, "the server did not start")
+            return
+        serve_attacks(f"http://127.0.0.1:{port}", log)
+        if proc.poll() is not None:
+            log.add("serve: survived the attacks", False, f"exited with {proc.returncode}")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 def _valid_json(text: str) -> bool:
