@@ -337,3 +337,17 @@ def test_streamed_logprobs_are_increments_with_the_total_length(local_engine):
         seen += len(new)
         assert meta["output_token_logprobs_length"] == meta["completion_tokens"] == seen
     assert seen == len(h.output_ids) == 8
+
+
+def test_a_grammar_that_dead_ends_ends_its_request_not_the_batch(local_engine):
+    # `a` then a class no character is in: it compiles, and allows nothing after `a`. Once,
+    # that failed the engine's step, and with it every request in flight.
+    other = local_engine.submit(HAIKU, greedy(24, ignore_eos=True))
+    next(iter(other))  # the other request is decoding
+    hostile = local_engine.submit(HAIKU, greedy(8, regex="a[^\\x00-\\U0010FFFF]"))
+    text, meta = hostile.result()
+    assert meta["finish_reason"]["type"] == "abort"
+    assert "allows no further token" in meta["finish_reason"]["message"]
+    assert text == "a"
+    _, final = other.result()
+    assert final["finish_reason"]["type"] == "length" and final["completion_tokens"] == 24

@@ -177,30 +177,52 @@ def test_a_chunked_body_is_cut_off_at_the_limit(strict_port):
     assert sent["bytes"] < 4 * 2**20  # the server stopped reading long before the end
 
 
-def test_health_answers_while_a_huge_prompt_is_tokenized_and_refused(default_port):
+def test_health_answers_while_a_huge_prompt_is_tokenized_and_refused(
+    default_port, local_backend, monkeypatch
+):
     """A streamed prompt of 619 k characters (under the body limit, over the model's 8192
-    tokens) is tokenized off the event loop: /health keeps answering, then a clear 400."""
+    tokens) is tokenized off the event loop: /health keeps answering, then a clear 400.
+    Checked by mechanism (where the tokenizer ran, /health answering meanwhile), not by how
+    many milliseconds /health took on this machine."""
+    import asyncio
+
+    prompts = local_backend.engine.prompts
+    encode = prompts.encode
+    on_loop: list[bool] = []
+
+    def watched(text):
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        time.sleep(0.5)  # a slow tokenizer: /health must answer meanwhile
+        return encode(text)
+
+    monkeypatch.setattr(prompts, "encode", watched)
     text = "".join(f"w{i} " for i in range(90_000))  # 619 k chars, 530 k tokens
     payload = {"text": text, "stream": True, "sampling_params": {"max_new_tokens": 1}}
     out = {}
 
     def big():
-        r = requests.post(_url(default_port) + "/generate", json=payload, timeout=120)
-        out["r"] = r
+        out["r"] = requests.post(_url(default_port) + "/generate", json=payload, timeout=120)
 
     t = threading.Thread(target=big)
-    worst = 0.0
+    answered = 0
     t.start()
     while t.is_alive():
-        t0 = time.perf_counter()
+        if not on_loop:
+            time.sleep(0.01)  # not tokenizing yet
+            continue
         assert requests.get(_url(default_port) + "/health", timeout=30).status_code == 200
-        worst = max(worst, time.perf_counter() - t0)
+        answered += t.is_alive()
         time.sleep(0.02)
     t.join()
     r = out["r"]
     assert r.status_code == 400, r.text[:200]
     assert "tokens;" in _error_of(r.content)["message"]  # counted, so it was tokenized
-    assert worst < 0.25, f"/health took {worst:.2f} s while the prompt was tokenized"
+    assert on_loop == [False], "the prompt was tokenized on the event loop"
+    assert answered >= 2, "/health did not answer while the prompt was tokenized"
 
 
 def test_a_prompt_over_max_prompt_tokens_gets_400(strict_port):
@@ -360,7 +382,7 @@ def test_a_slow_body_times_out_with_408(strict_port):
     t0 = time.perf_counter()
     status, _, body = _response(c)
     assert status == 408 and _error_of(body)["code"] == 408
-    assert time.perf_counter() - t0 < 3.0
+    assert time.perf_counter() - t0 < 10  # the 1 s body limit, with room for a loaded machine
     assert _closed_within(c, 3)
     c.close()
 

@@ -170,6 +170,11 @@ def _check_finite(logits: torch.Tensor, batch: Sequence[_Request]) -> None:
         )
 
 
+class _DeadEnd(Exception):
+    """One request cannot go on (its grammar allows no next token): it ends, the batch does
+    not. A hostile regex such as `a[^\x00-\U0010ffff]` compiles and dead-ends after `a`."""
+
+
 class Engine:
     """Serves generation requests for one loaded model from a single scheduler thread.
 
@@ -485,8 +490,11 @@ class Engine:
         req.cache = None
         req.row, req.kv_len = row, n
         self._decoding.append(req)
-        if self._emit_token(req, logits[-1]):
-            self._finish_decoding([req])
+        try:
+            if self._emit_token(req, logits[-1]):
+                self._finish_decoding([req])
+        except _DeadEnd as e:
+            self._finish_decoding([req], {id(req): {"type": "abort", "message": str(e)}})
 
     def _prompt_logprobs(self, req: _Request, logits: torch.Tensor, lo: int, hi: int) -> None:
         """Score prompt tokens from the logits of positions [lo, hi) (row j = position lo+j)."""
@@ -541,8 +549,11 @@ class Engine:
                 # step wrote is that of the last emitted token, so all emitted tokens cache)
                 done.append((r, {"type": "abort", "message": "cancelled"}))
                 continue
-            if self._emit_token(r, logits[i], None if fast is None else fast[i]):
-                done.append((r, None))
+            try:
+                if self._emit_token(r, logits[i], None if fast is None else fast[i]):
+                    done.append((r, None))
+            except _DeadEnd as e:  # this request ends; the others decode on
+                done.append((r, {"type": "abort", "message": str(e)}))
         self._finish_decoding([r for r, _ in done], {id(r): f for r, f in done if f})
 
     def _plain(self, r: _Request) -> bool:
@@ -576,11 +587,15 @@ class Engine:
                     row[tid] = float("-inf")
             if r.constraint is not None:
                 r.constraint.mask(row)
+                if not torch.isfinite(row).any():
+                    raise _DeadEnd("the regex or JSON schema allows no further token")
             chosen = sample(row, p, r.generator)
             if p.return_logprob:
                 lp_entry = self._lp_entry(float(logp[chosen]), chosen, p)
                 if p.top_logprobs_num:
                     top_entry = self._top_entries(logp, p)
+        if r.constraint is not None and not r.constraint.accept(chosen):
+            raise _DeadEnd(f"the regex or JSON schema rejected token {chosen}, the only way on")
         if p.penalized:
             if r.counts is None:
                 r.counts = torch.zeros(logits.shape[-1])
@@ -592,8 +607,6 @@ class Engine:
             r.pending_lp.append(lp_entry)
             if top_entry is not None:
                 r.pending_top.append(top_entry)
-        if r.constraint is not None and not r.constraint.accept(chosen):
-            raise RuntimeError(f"the grammar rejected token {chosen} it allowed")
         finish = self._finish_reason(r, chosen)
         self._send(r, finish)
         return finish is not None
