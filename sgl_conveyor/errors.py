@@ -142,6 +142,10 @@ class ToolTimeoutError(ToolCallError):
     kind = "timeout"
 
 
+class SandboxError(ToolExecutionError):
+    """The sandbox itself failed (could not start): not an error of the user's code."""
+
+
 class ResultNotSerializableError(ToolCallError):
     """The tool returned something that cannot be rendered into the state."""
 
@@ -156,3 +160,11 @@ class CallCancelledError(ToolCallError):
 
 class BackendError(ConveyorError):
     """The backend failed to produce a stream (server error, lost connection)."""
+
+
+class ModelNotFoundError(BackendError):
+    """The model to load does not exist, or the default model package is not installed."""
+
+
+class RequestError(BackendError):
+    """A request failed inside the engine (the message says why)."""

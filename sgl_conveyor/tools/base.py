@@ -95,7 +95,6 @@ class UnitResult:
     dispatched_s: float | None = None
     started_s: float | None = None
     finished_s: float | None = None
-    shared_with: str | None = None  # path of an identical pure unit whose execution it reused
 
     @property
     def ok(self) -> bool:

@@ -34,16 +34,12 @@ from sgl_conveyor.backends.local.prompt_tokens import PromptTokenizer, Tokenized
 from sgl_conveyor.backends.local.radix_cache import Node, RadixCache
 from sgl_conveyor.backends.local.sampling import SamplingParams, sample
 from sgl_conveyor.backends.local.text_stream import TextStream
-from sgl_conveyor.errors import BackendError
+from sgl_conveyor.errors import BackendError, RequestError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_BUDGET = 512 * 2**20  # bytes of KV the radix tree may keep
 _STOP = object()
-
-
-class RequestError(BackendError):
-    """A request failed inside the engine (the message says why)."""
 
 
 @dataclass

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sgl_conveyor.errors import BackendError
+from sgl_conveyor.errors import ModelNotFoundError
 from sgl_conveyor.paths import cache_root
 
 if TYPE_CHECKING:  # torch and transformers are imported lazily: `load_tokenizer` needs neither.
@@ -40,10 +40,6 @@ DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 _MARKER = "sgl_conveyor_model.json"  # written last into a converted folder: its presence = complete
 _FORMAT_VERSION = 1
-
-
-class ModelNotFoundError(BackendError):
-    """The model to load does not exist, or the default model package is not installed."""
 
 
 def default_gguf_path() -> Path:

@@ -73,7 +73,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sgl_conveyor.errors import ToolExecutionError
+from sgl_conveyor.errors import SandboxError
 
 CHILD_SCRIPT = Path(__file__).with_name("sandbox_child.py")
 
@@ -120,10 +120,6 @@ def _kill_all() -> None:
     for sb in list(_LIVE):
         with contextlib.suppress(Exception):
             sb.kill("exit")
-
-
-class SandboxError(ToolExecutionError):
-    """The sandbox itself failed (could not start): not an error of the user's code."""
 
 
 @dataclass(frozen=True)
