@@ -170,6 +170,8 @@ class JsonUnitDetector:
     an item past `maxItems`, and at a container's end a missing `required` key or too few items.
     `properties`, `patternProperties`, `additionalProperties`, `items`, `prefixItems` and local
     `$ref`s are followed; other keywords are left to the full validation of finished values.
+    `schema` is a `CompiledSchema` (a spec's `spec.schema`, shared by all its calls) or a raw
+    schema, then compiled for this detector alone.
 
     After an error the detector is dead: `feed` and `finish` raise the same error again. A chunk
     that contains an invalid character returns no units at all (the call is going to be aborted).
