@@ -290,7 +290,7 @@ class _CallRunner:
         tl = call.timeline
         detector = make_detector(
             spec.patterns,
-            schema=spec.parameters if spec.format == "json" else None,
+            schema=spec.schema if spec.format == "json" else None,
             format=spec.format,
         )
         sp = self._sampling_params(spec)

@@ -382,7 +382,7 @@ class ToolCall:
     def _check(self, unit: Unit) -> None:
         """Schema of the unit's value, then the tool's own semantic check. Inline: both are
         cheap, and a failure must stop decoding before the next token."""
-        problems = self.spec.validate_unit(unit.path, unit.value) if "#" not in unit.path else []
+        problems = self.spec.validate_unit(unit.path, unit.value) if unit.piece_of is None else []
         if problems:
             self._times[unit.index].error = problems[0]
             raise self._fail(

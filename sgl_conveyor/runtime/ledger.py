@@ -8,21 +8,13 @@ undone is released, so a later call may run it for real.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from concurrent.futures import Future
-from typing import Any
 
 from sgl_conveyor.tools.spec import Effect
 from sgl_conveyor.units.base import Unit
-
-
-def content_hash(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def ledger_key(
@@ -30,7 +22,7 @@ def ledger_key(
 ) -> tuple[Hashable, ...]:
     """Pure units are keyed by content alone (within a program's lineage): the same query twice
     is one execution. Units with effects are also keyed by their call and position."""
-    digest = content_hash(unit.value)
+    digest = unit.digest
     if effect is Effect.PURE:
         return (lineage, tool, unit.pattern, digest)
     return (lineage, tool, call_key, unit.path, digest)

@@ -8,8 +8,6 @@ about streams or backends; the runtime calls them from worker threads.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -26,9 +24,7 @@ def unit_key(call_id: str, unit: Unit) -> str:
 
     Tools may pass it on as an idempotency key; the runtime uses it so no unit runs twice.
     """
-    content = json.dumps(unit.value, sort_keys=True, default=str, ensure_ascii=False)
-    digest = hashlib.sha256(content.encode()).hexdigest()[:16]
-    return f"{call_id}:{unit.path}:{digest}"
+    return f"{call_id}:{unit.path}:{unit.digest}"
 
 
 class WorkBudget(Protocol):

@@ -19,6 +19,8 @@ import jsonschema
 from jsonschema import Draft202012Validator
 
 from sgl_conveyor.errors import ToolSpecError
+from sgl_conveyor.schema import CompiledSchema, declared_at, ref_problem, subschema_at
+from sgl_conveyor.units import SPLITTERS
 from sgl_conveyor.units.base import UnitPattern
 
 _META_SCHEMA_PATH = Path(__file__).with_name("meta_schema.json")
@@ -85,11 +87,6 @@ class ToolSpec:
     implementation: str | None = None
     examples: tuple[Mapping[str, Any], ...] = ()
     source: str | None = None
-    # Compiled sub-validators by unit path, held by the spec itself: a cache keyed by id(spec)
-    # elsewhere would hand a dead spec's validators to a new spec at the same address.
-    _subvalidators: dict[str, Draft202012Validator] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
 
     # --- derived -----------------------------------------------------------------------------
 
@@ -103,8 +100,15 @@ class ToolSpec:
         return any(u.path != "" or u.split for u in self.units)
 
     @cached_property
+    def schema(self) -> CompiledSchema:
+        """The parameters compiled once, held by the spec itself (a cache keyed by id(spec)
+        elsewhere would hand a dead spec's compilation to a new spec at the same address):
+        the streaming detector's view, sub-schemas and validators by path."""
+        return CompiledSchema(self.parameters)
+
+    @property
     def validator(self) -> Draft202012Validator:
-        return Draft202012Validator(dict(self.parameters))
+        return self.schema.validator
 
     def validate_arguments(self, arguments: Any) -> list[str]:
         """All schema violations of a complete argument value, as readable messages."""
@@ -112,12 +116,11 @@ class ToolSpec:
 
     def validate_unit(self, path: str, value: Any) -> list[str]:
         """Schema violations of one completed value at `path` (empty if no sub-schema applies)."""
-        sub = subschema_at(self.parameters, path)
-        if sub is None or sub is True:
+        validator = self.schema.validator_at(path)
+        if validator is None:
             return []
-        if sub is False:
+        if validator is False:
             return [f"{path}: no value is allowed here"]
-        validator = _subvalidator(self, path, sub)
         return [_describe(e, prefix=path) for e in validator.iter_errors(value)]
 
     def to_openai(self) -> dict[str, Any]:
@@ -136,75 +139,9 @@ class ToolSpec:
         return dict(self.parameters) if self.format == "json" else None
 
 
-def _subvalidator(spec: ToolSpec, path: str, sub: Mapping[str, Any]) -> Draft202012Validator:
-    v = spec._subvalidators.get(path)
-    if v is None:
-        # $defs/$ref of the root must stay resolvable from the sub-schema.
-        schema = dict(sub)
-        if "$defs" in spec.parameters and "$defs" not in schema:
-            schema["$defs"] = spec.parameters["$defs"]
-        v = spec._subvalidators[path] = Draft202012Validator(schema)
-    return v
-
-
 def _describe(error: jsonschema.ValidationError, prefix: str = "") -> str:
     where = prefix + "".join(f"/{p}" for p in error.absolute_path)
     return f"{where or '/'}: {error.message}"
-
-
-def subschema_at(schema: Mapping[str, Any] | bool, path: str) -> Any:
-    """The sub-schema that applies to the value at JSON pointer `path`, or None if unknown.
-
-    Follows `properties`, `items` / `prefixItems`, `additionalProperties` and local `$ref`s.
-    Combinators (`anyOf`, `oneOf`) give None: the whole-call validation covers them.
-    """
-    root = schema
-    node: Any = schema
-    for token in _pointer_tokens(path):
-        node = _deref(root, node)
-        if not isinstance(node, Mapping):
-            return None
-        if "properties" in node or node.get("type") == "object":
-            props = node.get("properties", {})
-            if token in props:
-                node = props[token]
-                continue
-            extra = node.get("additionalProperties", True)
-            node = extra
-            continue
-        if "items" in node or "prefixItems" in node or node.get("type") == "array":
-            if not token.isdigit():
-                return None
-            i = int(token)
-            prefix = node.get("prefixItems", [])
-            node = prefix[i] if i < len(prefix) else node.get("items", True)
-            continue
-        return None
-    return _deref(root, node)
-
-
-def _deref(root: Any, node: Any) -> Any:
-    seen = 0
-    while isinstance(node, Mapping) and "$ref" in node and seen < 32:
-        ref = node["$ref"]
-        if not ref.startswith("#"):
-            return None
-        target: Any = root
-        for token in _pointer_tokens(ref[1:]):
-            if not isinstance(target, Mapping) or token not in target:
-                return None
-            target = target[token]
-        node = target
-        seen += 1
-    return node
-
-
-def _pointer_tokens(path: str) -> list[str]:
-    if path in ("", "/"):
-        return [] if path == "" else [""]
-    if not path.startswith("/"):
-        raise ValueError(f"not a JSON pointer: {path!r}")
-    return [t.replace("~1", "/").replace("~0", "~") for t in path[1:].split("/")]
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -274,7 +211,9 @@ def spec_from_dict(data: Mapping[str, Any], origin: str | None = None) -> ToolSp
             source=origin,
             field=f"parameters/{field_path}".rstrip("/"),
         ) from e
-    _check_refs(parameters, origin)
+    bad_ref = ref_problem(parameters)
+    if bad_ref is not None:
+        raise ToolSpecError(bad_ref[1], source=origin, field=bad_ref[0])
     conv = dict(data.get("conveyor") or {})
     _check_numbers(conv, origin)
 
@@ -305,7 +244,7 @@ def spec_from_dict(data: Mapping[str, Any], origin: str | None = None) -> ToolSp
                 field=f"conveyor/units/{i}/path",
             )
         if fmt == "json" and path != "":
-            declared = _declared_at(parameters, path)
+            declared = declared_at(parameters, path)
             if declared is False:
                 raise ToolSpecError(
                     f"unit path {path} is forbidden by the parameters' schema (no value can be "
@@ -320,7 +259,15 @@ def spec_from_dict(data: Mapping[str, Any], origin: str | None = None) -> ToolSp
                     source=origin,
                     field=f"conveyor/units/{i}/path",
                 )
-        if u.get("split") and path != "" and "*" not in path:
+        split = u.get("split")
+        if split is not None and split not in SPLITTERS:
+            raise ToolSpecError(
+                f"unknown split {split!r} (known: {', '.join(SPLITTERS)}; a new kind is one "
+                "sgl_conveyor.units.register_splitter call)",
+                source=origin,
+                field=f"conveyor/units/{i}/split",
+            )
+        if split and path != "" and "*" not in path:
             sub = subschema_at(parameters, path)
             if isinstance(sub, Mapping) and sub.get("type") not in (None, "string"):
                 raise ToolSpecError(
@@ -331,7 +278,7 @@ def spec_from_dict(data: Mapping[str, Any], origin: str | None = None) -> ToolSp
         units.append(
             UnitSpec(
                 path=path,
-                split=u.get("split"),
+                split=split,
                 effect=Effect(u.get("effect", "irreversible")),
                 timeout_s=u.get("timeout_s"),
                 cost_ms=u.get("cost_ms"),
@@ -393,98 +340,6 @@ def _check_numbers(conv: Mapping[str, Any], origin: str | None) -> None:
                 walk(v, f"{where}/{i}")
 
     walk(conv, "conveyor")
-
-
-def _check_refs(parameters: Mapping[str, Any], origin: str | None) -> None:
-    """Every `$ref` of the parameters is local, resolves, and does not loop onto itself
-    through other bare `$ref`s (a schema like `{"$ref": "#"}` validates nothing and never
-    ends). Recursive schemas (a tree whose children are trees) are fine."""
-
-    def resolve(ref: str, where: str) -> Any:
-        if not isinstance(ref, str) or not ref.startswith("#"):
-            raise ToolSpecError(
-                f"$ref {ref!r}: only local references (#/...) are supported",
-                source=origin,
-                field=where,
-            )
-        target: Any = parameters
-        try:
-            tokens = _pointer_tokens(ref[1:])
-        except ValueError:
-            tokens = None
-        for token in tokens if tokens is not None else [None]:
-            if token is None or not isinstance(target, Mapping) or token not in target:
-                raise ToolSpecError(
-                    f"$ref {ref!r} does not resolve in parameters", source=origin, field=where
-                )
-            target = target[token]
-        return target
-
-    def walk(node: Any, where: str) -> None:
-        if isinstance(node, Mapping):
-            if "$ref" in node:
-                seen = [node["$ref"]]
-                target = resolve(node["$ref"], where + "/$ref")
-                while isinstance(target, Mapping) and "$ref" in target:
-                    if target["$ref"] in seen:
-                        chain = " -> ".join([*seen, target["$ref"]])
-                        raise ToolSpecError(
-                            f"$ref cycle in parameters: {chain}", source=origin, field=where
-                        )
-                    seen.append(target["$ref"])
-                    target = resolve(target["$ref"], where + "/$ref")
-            for k, v in node.items():
-                walk(v, f"{where}/{k}")
-        elif isinstance(node, list):
-            for i, v in enumerate(node):
-                walk(v, f"{where}/{i}")
-
-    walk(parameters, "parameters")
-
-
-def _declared_at(schema: Mapping[str, Any], path: str) -> Any:
-    """The sub-schema declared for a unit path (`*` for any item or key): the schema, True when
-    it cannot be told (combinators), None when nothing declares it, False when it is forbidden."""
-    node: Any = schema
-    for token in _pointer_tokens(path):
-        node = _deref(schema, node)
-        if node is False:
-            return False
-        if not isinstance(node, Mapping):
-            return None
-        if any(k in node for k in ("anyOf", "oneOf", "allOf", "if", "not")):
-            return True  # the whole-call validation covers what this cannot follow
-        if "properties" in node or node.get("type") == "object":
-            props = node.get("properties", {})
-            if token in props:
-                node = props[token]
-                continue
-            extra = node.get("additionalProperties")
-            pattern = node.get("patternProperties")
-            if extra is False and not pattern:
-                return False
-            if isinstance(extra, Mapping):
-                node = extra
-                continue
-            if pattern:
-                return True
-            return None
-        if "items" in node or "prefixItems" in node or node.get("type") == "array":
-            if token != "*" and not token.isdigit():
-                return False
-            prefix = node.get("prefixItems", [])
-            if token.isdigit() and int(token) < len(prefix):
-                node = prefix[int(token)]
-            else:
-                node = node.get("items", True)
-            if node is True:
-                return True
-            continue
-        if node.get("type") in ("string", "number", "integer", "boolean", "null"):
-            return False  # a scalar has no items or keys
-        return None
-    node = _deref(schema, node)
-    return False if node is False else (node if node is not None else None)
 
 
 def _spec_error(

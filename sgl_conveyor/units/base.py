@@ -7,6 +7,8 @@ at text they have already consumed (total work is linear in the length of the ca
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -21,8 +23,9 @@ class UnitPattern:
 
     `path` is a JSON pointer whose segments may be `*` (any array index or object key):
     `/queries/*`, `/steps/*/args`, `/location`; the empty string is the whole call. `split` names
-    a text splitter applied to the string found at `path` ("python", "lines" or "plan"): each
-    statement, line or plan step of that string is then a unit of its own.
+    a registered text splitter (`units.register_splitter`; built in: "python", "lines", "plan")
+    applied to the string found at `path`: each statement, line or plan step of that string is
+    then a unit of its own.
     """
 
     path: str
@@ -45,6 +48,8 @@ class Unit:
              stream holds it escaped, so stream offsets would not slice to `text`).
     meta:    detector-specific facts, e.g. a plan step's `id`, `tool`, `args`, `deps`; a Python
              statement's `kind` and `line`.
+    piece_of: for a piece of a split string, the pointer of that string (`/code`); None for a
+             whole value. Read this, not the path: a JSON key may itself hold a `#`.
     """
 
     path: str
@@ -55,6 +60,19 @@ class Unit:
     end: int
     pattern: int = 0
     meta: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    piece_of: str | None = None
+
+    @property
+    def digest(self) -> str:
+        """A hash of the unit's content: its identity, with its call and path, wherever a unit
+        must not run twice (the runtime's ledger, a tool's idempotency key)."""
+        return content_hash(self.value)
+
+
+def content_hash(value: Any) -> str:
+    """A short, stable hash of a JSON-like value (keys sorted, non-JSON values by `str`)."""
+    text = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 @runtime_checkable

@@ -15,8 +15,9 @@ from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import Any
 
 from sgl_conveyor.errors import IncompleteError, UnitError, UnitSchemaError
+from sgl_conveyor.schema import NOTHING, CompiledSchema, StreamNode, escape_token, pointer_tokens
 from sgl_conveyor.units.base import Piece, TextSplitter, Unit, UnitPattern
-from sgl_conveyor.units.text import make_splitter
+from sgl_conveyor.units.splitters import make_splitter
 
 __all__ = ["JsonUnitDetector"]
 
@@ -49,7 +50,6 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r"}
 _SIMPLE_ESCAPES["t"] = "\t"
 _LITERALS = {"t": ("true", True), "f": ("false", False), "n": ("null", None)}
-_NUMBER_START = "-0123456789"
 _NONE: tuple[int, ...] = ()
 _BLOCK = 64  # recent chunks kept apart before they are joined into one block
 MAX_DEPTH = 512  # nested objects and arrays a document may open (json.loads recurses per level)
@@ -74,217 +74,6 @@ def _loads(text: str) -> Any:
         return json.loads(text, object_pairs_hook=_unique_pairs)
     except (ValueError, RecursionError) as e:
         raise UnitError(f"invalid JSON: {e}") from None
-
-
-def _pointer_segments(path: str) -> tuple[str, ...]:
-    """`/a/*/b~1c` -> ("a", "*", "b/c"). `*` is always a wildcard."""
-    if path == "":
-        return ()
-    if not path.startswith("/"):
-        raise ValueError(f"a unit pattern path is a JSON pointer starting with '/': {path!r}")
-    return tuple(t.replace("~1", "/").replace("~0", "~") for t in path[1:].split("/"))
-
-
-def _escape_segment(seg: str) -> str:
-    return seg.replace("~", "~0").replace("/", "~1") if ("~" in seg or "/" in seg) else seg
-
-
-# --- schema: only what can be checked at a value's first character, cheaply and for certain ----
-
-
-def _first_chars(value: Any) -> str:
-    """First characters a JSON text of `value` can start with."""
-    if value is True:
-        return "t"
-    if value is False:
-        return "f"
-    if value is None:
-        return "n"
-    if isinstance(value, str):
-        return '"'
-    if isinstance(value, (int, float)):
-        return _NUMBER_START
-    if isinstance(value, list):
-        return "["
-    if isinstance(value, dict):
-        return "{"
-    return ""
-
-
-_TYPE_CHARS = {
-    "string": '"',
-    "object": "{",
-    "array": "[",
-    "boolean": "tf",
-    "null": "n",
-    "number": _NUMBER_START,
-    "integer": _NUMBER_START,
-}
-
-
-class _Schema:
-    """One schema object, compiled lazily. Keywords are conjunctive in JSON Schema, so using
-    only some of them (and ignoring anyOf/oneOf/allOf/not/if branches, unevaluated*, formats,
-    bounds...) can miss violations but never reports a false one."""
-
-    __slots__ = (
-        "_ctx",
-        "enum",
-        "extra",
-        "first",
-        "items",
-        "keys_unknown",
-        "max_items",
-        "min_items",
-        "pattern_props",
-        "prefix",
-        "props",
-        "required",
-    )
-
-    def __init__(self, ctx: _SchemaContext, raw: Mapping[str, Any]) -> None:
-        self._ctx = ctx
-        first: set[str] | None = None
-        types = raw.get("type")
-        if isinstance(types, str):
-            types = [types]
-        if isinstance(types, list) and all(t in _TYPE_CHARS for t in types):
-            first = set("".join(_TYPE_CHARS[t] for t in types))
-        enum: tuple[str, ...] | None = None
-        if "const" in raw:
-            c = raw["const"]
-            first = set(_first_chars(c)) & (first if first is not None else set(_first_chars(c)))
-            enum = (c,) if isinstance(c, str) else ()
-        if isinstance(raw.get("enum"), list):
-            values = raw["enum"]
-            allowed = set("".join(_first_chars(v) for v in values))
-            first = allowed if first is None else first & allowed
-            strings = tuple(v for v in values if isinstance(v, str))
-            enum = strings if enum is None else tuple(s for s in enum if s in strings)
-        self.first = frozenset(first) if first is not None else None
-        self.enum = enum if enum else None
-        props = raw.get("properties")
-        self.props = props if isinstance(props, Mapping) else None
-        self.pattern_props: list[tuple[re.Pattern[str], Any]] | None = None
-        self.keys_unknown = False
-        pats = raw.get("patternProperties")
-        if isinstance(pats, Mapping) and pats:
-            try:
-                self.pattern_props = [(re.compile(p), s) for p, s in pats.items()]
-            except (re.error, TypeError):
-                self.keys_unknown = True  # a regex Python cannot read: no key checks here
-        self.extra = raw.get("additionalProperties", True)
-        req = raw.get("required")
-        self.required = tuple(k for k in req if isinstance(k, str)) if isinstance(req, list) else ()
-        items = raw.get("items", True)
-        prefix = raw.get("prefixItems")
-        if isinstance(items, list):  # draft 7 tuple form
-            prefix, items = items, raw.get("additionalItems", True)
-        self.prefix = prefix if isinstance(prefix, list) else None
-        self.items = items
-        mx, mn = raw.get("maxItems"), raw.get("minItems")
-        self.max_items = mx if isinstance(mx, int) and not isinstance(mx, bool) else None
-        self.min_items = mn if isinstance(mn, int) and not isinstance(mn, bool) else None
-
-    def prop(self, key: str) -> _Schema | None:
-        """The schema of the value at `key` (`_FALSE` if no value is allowed there)."""
-        if self.props is not None and key in self.props:
-            return self._ctx.node(self.props[key])
-        if self.pattern_props:
-            for rx, sub in self.pattern_props:
-                if rx.search(key):
-                    return self._ctx.node(sub)
-        if self.keys_unknown:
-            return None
-        return self._ctx.node(self.extra)
-
-    def item(self, index: int) -> _Schema | None:
-        if self.prefix is not None and index < len(self.prefix):
-            return self._ctx.node(self.prefix[index])
-        return self._ctx.node(self.items)
-
-
-class _False(_Schema):
-    """The schema `false`: nothing is allowed."""
-
-    def __init__(self) -> None:
-        self.first = frozenset()
-        self.enum = None
-        self.props = self.pattern_props = self.prefix = None
-        self.keys_unknown = False
-        self.extra = self.items = False
-        self.required = ()
-        self.max_items = self.min_items = None
-
-
-_FALSE = _False()
-
-
-class _SchemaContext:
-    """A root schema and its compiled nodes (kept alive by the root, so ids are stable)."""
-
-    def __init__(self, root: Any) -> None:
-        self.root = root
-        self._nodes: dict[int, _Schema | None] = {}
-
-    def node(self, raw: Any) -> _Schema | None:
-        raw = self._deref(raw)
-        if raw is False:
-            return _FALSE
-        if not isinstance(raw, Mapping):
-            return None  # `true`, or something we cannot follow: no checks
-        key = id(raw)
-        try:
-            return self._nodes[key]
-        except KeyError:
-            pass
-        node: _Schema | None = _Schema(self, raw)
-        if (
-            node.first is None
-            and node.enum is None
-            and node.props is None
-            and node.pattern_props is None
-            and node.extra is True
-            and not node.required
-            and node.prefix is None
-            and node.items is True
-            and node.max_items is None
-            and node.min_items is None
-        ):
-            node = None
-        self._nodes[key] = node
-        return node
-
-    def _deref(self, raw: Any) -> Any:
-        for _ in range(32):
-            if not isinstance(raw, Mapping) or "$ref" not in raw:
-                return raw
-            ref = raw["$ref"]
-            if not isinstance(ref, str) or not ref.startswith("#"):
-                return None
-            target: Any = self.root
-            try:
-                for token in _pointer_segments(ref[1:]):
-                    target = target[int(token) if isinstance(target, list) else token]
-            except (KeyError, IndexError, ValueError, TypeError):
-                return None
-            raw = target
-        return None
-
-
-_CONTEXTS: dict[int, tuple[Any, _SchemaContext]] = {}
-
-
-def _schema_context(schema: Mapping[str, Any] | bool) -> _SchemaContext:
-    """One compiled context per schema object, shared by the detectors of all its calls."""
-    got = _CONTEXTS.get(id(schema))
-    if got is not None and got[0] is schema:
-        return got[1]
-    if len(_CONTEXTS) >= 256:
-        _CONTEXTS.clear()
-    ctx = _SchemaContext(schema)
-    _CONTEXTS[id(schema)] = (schema, ctx)  # holding the schema keeps its id from being reused
-    return ctx
 
 
 # --- the detector ---------------------------------------------------------------------------
@@ -319,7 +108,7 @@ class _Frame:
         path: str | None,
         match: tuple[int, ...],
         alive: tuple[int, ...],
-        schema: _Schema | None,
+        schema: StreamNode | None,
     ) -> None:
         self.obj = obj
         self.start = start
@@ -332,7 +121,7 @@ class _Frame:
         self.key_start = self.key_end = -1  # the current member's key (objects)
         self.c_match = self.c_alive = _NONE  # the current member's patterns (objects)
         self.c_path: str | None = None
-        self.c_schema: _Schema | None = None
+        self.c_schema: StreamNode | None = None
         self.keys: set[str] | None = set() if obj else None  # property names so far
 
 
@@ -381,6 +170,8 @@ class JsonUnitDetector:
     an item past `maxItems`, and at a container's end a missing `required` key or too few items.
     `properties`, `patternProperties`, `additionalProperties`, `items`, `prefixItems` and local
     `$ref`s are followed; other keywords are left to the full validation of finished values.
+    `schema` is a `CompiledSchema` (a spec's `spec.schema`, shared by all its calls) or a raw
+    schema, then compiled for this detector alone.
 
     After an error the detector is dead: `feed` and `finish` raise the same error again. A chunk
     that contains an invalid character returns no units at all (the call is going to be aborted).
@@ -389,7 +180,7 @@ class JsonUnitDetector:
     def __init__(
         self,
         patterns: Sequence[UnitPattern],
-        schema: Mapping[str, Any] | bool | None = None,
+        schema: CompiledSchema | Mapping[str, Any] | bool | None = None,
         *,
         max_depth: int = MAX_DEPTH,
     ) -> None:
@@ -397,13 +188,17 @@ class JsonUnitDetector:
             raise ValueError("max_depth must be >= 1")
         self.max_depth = max_depth
         self.patterns = tuple(patterns)
-        self._psegs = tuple(_pointer_segments(p.path) for p in self.patterns)
+        self._psegs = tuple(pointer_tokens(p.path) for p in self.patterns)
         for p in self.patterns:
             if p.split is not None:
                 make_splitter(p.split)  # unknown names fail here, not mid-stream
         self._splits = tuple(p.split for p in self.patterns)
         self._has_split = any(self._splits)
-        self._schema = _schema_context(schema).node(schema) if schema is not None else None
+        if schema is None:
+            self._schema: StreamNode | None = None
+        else:
+            compiled = schema if isinstance(schema, CompiledSchema) else CompiledSchema(schema)
+            self._schema = compiled.stream_root
         self._root_match = tuple(k for k, s in enumerate(self._psegs) if not s)
         self._root_alive = tuple(k for k, s in enumerate(self._psegs) if s)
 
@@ -632,7 +427,7 @@ class JsonUnitDetector:
             self._doc_start = off
             match, alive, path, sch = self._root_match, self._root_alive, "", self._schema
         if sch is not None and sch.first is not None and c not in sch.first:
-            if sch is _FALSE:
+            if sch is NOTHING:
                 self._schema_fail("no value is allowed here", off)
             self._schema_fail(f"{_describe(sch.first)} expected, got {_kind(c)}", off)
         if c == '"':
@@ -676,7 +471,7 @@ class JsonUnitDetector:
                 (match if len(segs) == depth + 1 else below).append(p)
         if not match and not below:
             return _NONE, _NONE, None
-        return tuple(match), tuple(below), f"{path}/{_escape_segment(seg)}"
+        return tuple(match), tuple(below), f"{path}/{escape_token(seg)}"
 
     def _after(self, end: int) -> int:
         if self._stack:
@@ -744,7 +539,7 @@ class JsonUnitDetector:
         keys.add(key)
         if fr.schema is not None:
             sch = fr.schema.prop(key)
-            if sch is _FALSE:
+            if sch is NOTHING:
                 self._schema_fail(f"property {key!r} is not allowed", end - 1)
             fr.c_schema = sch
         else:
@@ -934,6 +729,7 @@ class JsonUnitDetector:
                     pc.end,
                     sk.pattern,
                     pc.meta,
+                    sk.path,
                 )
             )
             self._index += 1
@@ -1046,7 +842,7 @@ class JsonUnitDetector:
         for fr in self._stack:
             if fr.obj:
                 if fr.key_end > fr.key_start >= 0:
-                    segs.append(_escape_segment(self._key(fr)))
+                    segs.append(escape_token(self._key(fr)))
             elif fr.count:
                 segs.append(str(fr.count - 1))
         return "/" + "/".join(segs) if segs else "/"

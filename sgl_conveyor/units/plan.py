@@ -15,6 +15,7 @@ from typing import Any
 
 from sgl_conveyor.errors import UnitError
 from sgl_conveyor.units.base import Piece
+from sgl_conveyor.units.splitters import register_splitter
 from sgl_conveyor.units.text import LineSplitter
 
 __all__ = ["Expr", "PlanSplitter", "Ref"]
@@ -65,6 +66,7 @@ class _NotLiteral(Exception):
     pass
 
 
+@register_splitter("plan")
 class PlanSplitter:
     """Plan steps of a streamed plan, one per line, each final at its newline (or at finish).
 

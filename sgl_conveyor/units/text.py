@@ -11,7 +11,8 @@ import re
 from typing import Any
 
 from sgl_conveyor.errors import IncompleteError, UnitError
-from sgl_conveyor.units.base import Piece, TextSplitter, Unit
+from sgl_conveyor.units.base import Piece, Unit
+from sgl_conveyor.units.splitters import SPLITTERS, make_splitter, register_splitter
 
 __all__ = [
     "SPLITTERS",
@@ -21,25 +22,10 @@ __all__ = [
     "make_splitter",
 ]
 
-SPLITTERS = ("python", "lines", "plan")
-
-
-def make_splitter(name: str) -> TextSplitter:
-    """A fresh splitter for a UnitPattern's `split` name ("python", "lines" or "plan")."""
-    if name == "python":
-        return PythonStatementSplitter()
-    if name == "lines":
-        return LineSplitter()
-    if name == "plan":
-        from sgl_conveyor.units.plan import PlanSplitter  # plan.py builds on LineSplitter
-
-        return PlanSplitter()
-    raise ValueError(f"unknown splitter {name!r} (known: {', '.join(SPLITTERS)})")
-
-
 # --- lines ----------------------------------------------------------------------------------
 
 
+@register_splitter("lines")
 class LineSplitter:
     """Each line is a piece, final at its `\\n`; the last line is final at `finish()`.
 
@@ -134,6 +120,7 @@ _STR, _FIELD, _SPEC = 0, 1, 2
 _HOLD = -1  # "cannot decide before more text arrives"
 
 
+@register_splitter("python")
 class PythonStatementSplitter:
     """Top-level statements of streamed Python code, each final when the next one starts.
 
@@ -552,6 +539,7 @@ class TextUnitDetector:
                     pc.end,
                     0,
                     pc.meta,
+                    self.path,
                 )
             )
             self._index += 1
