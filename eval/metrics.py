@@ -50,19 +50,10 @@ from typing import Any
 
 import numpy as np
 
+from .goals import CALL_EAGER_MIN_UNITS, DEFAULT_GOALS, Goal
 from .records import RunRecord, as_records
 
 MODES = ("sequential", "call-eager", "partial")
-
-# The project's goals (DESIGN.md section 6), by workload name.
-OVERLAP_GOAL = 0.90
-OVERLAP_WORKLOADS = ("codegen", "search", "planning")
-CALL_EAGER_GOAL = 0.85  # L_partial / L_call-eager on tasks with a call of >= 3 units
-CALL_EAGER_MIN_UNITS = 3
-FAST_TOOL_GOAL = 1.02  # L_partial / L_sequential on tools too fast to gain
-FAST_TOOL_WORKLOADS = ("sql", "calculator")
-EARLY_ABORT_GOAL = 0.5  # L_partial / L_sequential on tasks whose first call is invalid
-EARLY_ABORT_WORKLOADS = ("validation",)
 OVERLAP_MIN_GAP = 0.05  # overlap captured is noise where the ideal saves < 5% of L_seq
 
 _SPLIT_SUFFIX = re.compile(r"#\d+$")
@@ -451,80 +442,25 @@ def summarize_workload(records: Sequence[RunRecord]) -> dict[str, Any]:
     return out
 
 
-def goal_checks(workloads: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The project's goals (DESIGN.md section 6) checked on a summary's workloads.
+def goal_checks(
+    workloads: Mapping[str, Mapping[str, Any]],
+    goals: Mapping[str, Sequence[Goal]] | None = None,
+) -> list[dict[str, Any]]:
+    """Each workload's goals (`Workload.goals`, by workload name) checked on its summary; a
+    workload not in `goals` is held to DEFAULT_GOALS. None: the bundled workloads' goals.
 
     Each check: goal, workload, value, threshold, passed (None: not measurable here) and why.
     """
-    checks: list[dict[str, Any]] = []
+    if goals is None:
+        from .workload import bundled_goals
 
-    def add(
-        goal: str,
-        wl: str,
-        value: Any,
-        op: str,
-        threshold: float,
-        why: str | None = None,
-        bound: float | None = None,
-    ):
-        passed = None
-        if value is not None:
-            passed = value >= threshold if op == ">=" else value <= threshold
-        checks.append(
-            {
-                "goal": goal,
-                "workload": wl,
-                "value": value,
-                "op": op,
-                "threshold": threshold,
-                "passed": passed,
-                "reason": why if value is None else None,
-                "ideal": bound,  # the same ratio for the ideal schedule (None: not defined)
-            }
-        )
-
+        goals = bundled_goals()
+    checks = []
     for wl, s in workloads.items():
-        if wl in OVERLAP_WORKLOADS:
-            add(
-                "overlap captured",
-                wl,
-                s.get("overlap_captured"),
-                ">=",
-                OVERLAP_GOAL,
-                s.get("overlap_captured_reason") or "needs sequential and partial runs",
-            )
-        if wl in FAST_TOOL_WORKLOADS:
-            add(
-                "L_partial / L_seq (fast tool)",
-                wl,
-                s.get("partial_vs_sequential"),
-                "<=",
-                FAST_TOOL_GOAL,
-                "needs sequential and partial runs",
-                s.get("ideal_vs_sequential"),
-            )
-        elif s.get("n_tasks_3plus") or wl in OVERLAP_WORKLOADS:
-            add(
-                f"L_partial / L_call-eager (calls of >= {CALL_EAGER_MIN_UNITS} units)",
-                wl,
-                s.get("ratio_vs_call_eager_3plus"),
-                "<=",
-                CALL_EAGER_GOAL,
-                "needs call-eager and partial runs of tasks with a call of "
-                f">= {CALL_EAGER_MIN_UNITS} units",
-                s.get("ideal_vs_call_eager_3plus"),
-            )
-        if wl in EARLY_ABORT_WORKLOADS:
-            inv = s.get("invalid_first") or {}
-            add(
-                "L_partial / L_seq (invalid first call)",
-                wl,
-                inv.get("partial_vs_sequential"),
-                "<=",
-                EARLY_ABORT_GOAL,
-                "needs tasks with invalid_first and sequential and partial runs",
-                inv.get("ideal_vs_sequential"),
-            )
+        for goal in goals.get(wl, DEFAULT_GOALS):
+            check = goal.check(wl, s)
+            if check is not None:
+                checks.append(check)
     return checks
 
 
@@ -572,15 +508,19 @@ def summarize_sweep(records: Sequence[RunRecord | Mapping[str, Any]]) -> dict[st
     return out
 
 
-def summarize(records: Sequence[RunRecord | Mapping[str, Any]]) -> dict[str, Any]:
-    """summary.json: per workload and mode, the goal checks, and the sweep (if any)."""
+def summarize(
+    records: Sequence[RunRecord | Mapping[str, Any]],
+    goals: Mapping[str, Sequence[Goal]] | None = None,
+) -> dict[str, Any]:
+    """summary.json: per workload and mode, the goal checks (`goals` as goal_checks takes
+    them), and the sweep (if any)."""
     runs = as_records(records)
     main = [r for r in runs if not r.sweep]
     sweep = [r for r in runs if r.sweep]
     workloads = {}
     for wl in sorted({r.workload for r in main}):
         workloads[wl] = summarize_workload([r for r in main if r.workload == wl])
-    out: dict[str, Any] = {"workloads": workloads, "goals": goal_checks(workloads)}
+    out: dict[str, Any] = {"workloads": workloads, "goals": goal_checks(workloads, goals)}
     if sweep:
         out["sweep"] = summarize_sweep(sweep)
     return out

@@ -597,7 +597,7 @@ def write_report(
         passed = sum(1 for g in goals if g["passed"])
         failed = sum(1 for g in goals if g["passed"] is False)
         lines += [
-            "## Goals (DESIGN.md, the bar)",
+            "## Goals (the bar)",
             "",
             f"{passed} pass, {failed} fail, {len(goals) - passed - failed} not measured.",
             "",

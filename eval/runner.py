@@ -515,7 +515,7 @@ def run_eval(
         records.sort(key=lambda r: order[id(r)])
         results_path.write_text("".join(_row(r) for r in records))
 
-    summary = summarize(records)
+    summary = summarize(records, {wl.name: wl.goals for wl in workloads})
     summary["skipped"] = skipped
     summary["config"] = {**asdict(config), "concurrency": workers}  # the effective value
     summary["environment"] = environment(backends.describe())
