@@ -174,10 +174,10 @@ def rereport(out: Path) -> int:
 
     from .metrics import summarize
     from .report import write_report
-    from .runner import load_records
+    from .runner import load_runs
 
     try:
-        records = load_records(out / "results.jsonl")
+        records = load_runs(out / "results.jsonl")
     except OSError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,8 +1,8 @@
 """The numbers of the evaluation: the ideal schedule of a tool call, latency statistics, and the
 summary (speed-ups, overlap captured, goal checks) that every performance claim comes from.
 
-Pure functions over plain dicts (timeline views and run records): nothing here times, runs or
-imports a backend, so every number can be recomputed from results.jsonl alone.
+Pure functions over run records (eval.records) and the timeline views they hold: nothing here
+times, runs or imports a backend, so every number can be recomputed from results.jsonl alone.
 
 The ideal of one call (the paper's bound, made exact)
 ------------------------------------------------------
@@ -50,17 +50,10 @@ from typing import Any
 
 import numpy as np
 
-MODES = ("sequential", "call-eager", "partial")
+from .goals import CALL_EAGER_MIN_UNITS, DEFAULT_GOALS, Goal
+from .records import RunRecord, as_records
 
-# The project's goals (DESIGN.md section 6), by workload name.
-OVERLAP_GOAL = 0.90
-OVERLAP_WORKLOADS = ("codegen", "search", "planning")
-CALL_EAGER_GOAL = 0.85  # L_partial / L_call-eager on tasks with a call of >= 3 units
-CALL_EAGER_MIN_UNITS = 3
-FAST_TOOL_GOAL = 1.02  # L_partial / L_sequential on tools too fast to gain
-FAST_TOOL_WORKLOADS = ("sql", "calculator")
-EARLY_ABORT_GOAL = 0.5  # L_partial / L_sequential on tasks whose first call is invalid
-EARLY_ABORT_WORKLOADS = ("validation",)
+MODES = ("sequential", "call-eager", "partial")
 OVERLAP_MIN_GAP = 0.05  # overlap captured is noise where the ideal saves < 5% of L_seq
 
 _SPLIT_SUFFIX = re.compile(r"#\d+$")
@@ -76,7 +69,7 @@ def unit_effect(path: str, patterns: Sequence[tuple[str, str]]) -> str:
     A split piece (`/code#3`) belongs to its string's pattern (`/code`); `*` matches one segment.
     A unit no pattern matches is irreversible, as in the runtime.
     """
-    tokens = _tokens(_SPLIT_SUFFIX.sub("", path))
+    tokens = _tokens(_field_path(path))
     for pattern, effect in patterns:
         ptoks = _tokens(pattern)
         if len(ptoks) != len(tokens):
@@ -84,6 +77,12 @@ def unit_effect(path: str, patterns: Sequence[tuple[str, str]]) -> str:
         if all(p in ("*", t) for p, t in zip(ptoks, tokens, strict=True)):
             return str(getattr(effect, "value", effect))
     return "irreversible"
+
+
+def _field_path(path: str) -> str:
+    """The path of the text field a unit at `path` is a piece of (`/code#3` -> `/code`), or
+    `path` itself for a whole unit."""
+    return _SPLIT_SUFFIX.sub("", path)
 
 
 def _tokens(path: str) -> list[str]:
@@ -304,18 +303,20 @@ def _mean(values: Iterable[float | None]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def _ok(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [r for r in records if not r.get("error") and r.get("latency_s") is not None]
+def _ok(records: Iterable[RunRecord]) -> list[RunRecord]:
+    return [r for r in records if r.ok]
 
 
 def task_means(
-    records: Iterable[Mapping[str, Any]], mode: str, field: str = "latency_s"
+    records: Iterable[RunRecord | Mapping[str, Any]], mode: str, field: str = "latency_s"
 ) -> dict[str, float]:
-    """Per task, the mean of `field` over the successful runs (repeats) of `mode`."""
+    """Per task, the mean of `field` (a RunRecord field) over the successful runs (repeats) of
+    `mode`."""
     acc: dict[str, list[float]] = defaultdict(list)
-    for r in _ok(records):
-        if r["mode"] == mode and r.get(field) is not None:
-            acc[str(r["task_id"])].append(float(r[field]))
+    for r in _ok(as_records(records)):
+        value = getattr(r, field)
+        if r.mode == mode and value is not None:
+            acc[r.task_id].append(float(value))
     return {t: sum(v) / len(v) for t, v in acc.items()}
 
 
@@ -367,25 +368,25 @@ def overlap_captured(
 # --- the summary --------------------------------------------------------------------------------
 
 
-def summarize_workload(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def summarize_workload(records: Sequence[RunRecord]) -> dict[str, Any]:
     """Everything summary.json says about one workload, from its (non-sweep) run records."""
-    modes = [m for m in MODES if any(r["mode"] == m for r in records)]
-    modes += sorted({r["mode"] for r in records} - set(modes))
-    out: dict[str, Any] = {"n_tasks": len({str(r["task_id"]) for r in records}), "modes": {}}
+    modes = [m for m in MODES if any(r.mode == m for r in records)]
+    modes += sorted({r.mode for r in records} - set(modes))
+    out: dict[str, Any] = {"n_tasks": len({r.task_id for r in records}), "modes": {}}
     for mode in modes:
-        runs = [r for r in records if r["mode"] == mode]
+        runs = [r for r in records if r.mode == mode]
         ok = _ok(runs)
-        stats = latency_stats([float(r["latency_s"]) for r in ok])
-        prompt = [r.get("prompt_tokens") for r in ok if r.get("prompt_tokens") is not None]
-        cached = [r.get("cached_tokens") for r in ok if r.get("prompt_tokens") is not None]
-        units = sum(int(r.get("n_units") or 0) for r in ok)
-        calls = sum(int(r.get("n_calls") or 0) for r in ok)
+        stats = latency_stats([float(r.latency_s) for r in ok])  # type: ignore[arg-type]
+        prompt = [r.prompt_tokens for r in ok if r.prompt_tokens is not None]
+        cached = [r.cached_tokens for r in ok if r.prompt_tokens is not None]
+        units = sum(int(r.n_units or 0) for r in ok)
+        calls = sum(int(r.n_calls or 0) for r in ok)
         stats.update(
             errors=len(runs) - len(ok),
-            mean_decode_s=_mean(r.get("decode_s") for r in ok),
-            mean_tool_s=_mean(r.get("tool_s") for r in ok),
-            mean_ideal_s=_mean(r.get("ideal_s") for r in ok),
-            mean_n_units=_mean(r.get("n_units") for r in ok),
+            mean_decode_s=_mean(r.decode_s for r in ok),
+            mean_tool_s=_mean(r.tool_s for r in ok),
+            mean_ideal_s=_mean(r.ideal_s for r in ok),
+            mean_n_units=_mean(r.n_units for r in ok),
             units_per_call=units / calls if calls else None,
             followup_prompt_tokens=_mean(prompt),
             followup_cached_tokens=_mean(c or 0 for c in cached),
@@ -401,11 +402,7 @@ def summarize_workload(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     out["speedup_vs_sequential"] = ratio
     out["partial_vs_sequential"] = paired_ratio(part, seq)[0]
     out["ratio_vs_call_eager"] = paired_ratio(part, eager)[0]
-    big = {
-        str(r["task_id"])
-        for r in records
-        if int(r.get("max_units_per_call") or 0) >= CALL_EAGER_MIN_UNITS
-    }
+    big = {r.task_id for r in records if int(r.max_units_per_call or 0) >= CALL_EAGER_MIN_UNITS}
     r3, n3 = paired_ratio(part, eager, big)
     out["ratio_vs_call_eager_3plus"] = r3
     out["n_tasks_3plus"] = n3
@@ -424,17 +421,17 @@ def summarize_workload(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         1.0 - paired_ratio(ideal, seq)[0] if paired_ratio(ideal, seq)[0] is not None else None
     )
 
-    part_ok = [r for r in _ok(records) if r["mode"] == "partial"]
-    chunks = sum(int(r.get("chunks") or 0) for r in part_ok)
-    overhead = sum(float(r.get("overhead_s") or 0.0) for r in part_ok)
+    part_ok = [r for r in _ok(records) if r.mode == "partial"]
+    chunks = sum(int(r.chunks or 0) for r in part_ok)
+    overhead = sum(float(r.overhead_s or 0.0) for r in part_ok)
     out["overhead_us_per_token"] = overhead / chunks * 1e6 if chunks else None
     out["errors"] = {m: out["modes"][m]["errors"] for m in modes}
-    base = _ok(r for r in records if r["mode"] == "sequential") or _ok(records)
-    out["mean_n_units"] = _mean(r.get("n_units") for r in base)
-    calls = sum(int(r.get("n_calls") or 0) for r in base)
-    out["units_per_call"] = sum(int(r.get("n_units") or 0) for r in base) / calls if calls else None
+    base = _ok(r for r in records if r.mode == "sequential") or _ok(records)
+    out["mean_n_units"] = _mean(r.n_units for r in base)
+    calls = sum(int(r.n_calls or 0) for r in base)
+    out["units_per_call"] = sum(int(r.n_units or 0) for r in base) / calls if calls else None
 
-    invalid = {str(r["task_id"]) for r in records if r.get("invalid_first")}
+    invalid = {r.task_id for r in records if r.invalid_first}
     if invalid:
         ri, ni = paired_ratio(part, seq, invalid)
         out["invalid_first"] = {
@@ -445,101 +442,46 @@ def summarize_workload(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def goal_checks(workloads: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The project's goals (DESIGN.md section 6) checked on a summary's workloads.
+def goal_checks(
+    workloads: Mapping[str, Mapping[str, Any]],
+    goals: Mapping[str, Sequence[Goal]] | None = None,
+) -> list[dict[str, Any]]:
+    """Each workload's goals (`Workload.goals`, by workload name) checked on its summary; a
+    workload not in `goals` is held to DEFAULT_GOALS. None: the bundled workloads' goals.
 
     Each check: goal, workload, value, threshold, passed (None: not measurable here) and why.
     """
-    checks: list[dict[str, Any]] = []
+    if goals is None:
+        from .workload import bundled_goals
 
-    def add(
-        goal: str,
-        wl: str,
-        value: Any,
-        op: str,
-        threshold: float,
-        why: str | None = None,
-        bound: float | None = None,
-    ):
-        passed = None
-        if value is not None:
-            passed = value >= threshold if op == ">=" else value <= threshold
-        checks.append(
-            {
-                "goal": goal,
-                "workload": wl,
-                "value": value,
-                "op": op,
-                "threshold": threshold,
-                "passed": passed,
-                "reason": why if value is None else None,
-                "ideal": bound,  # the same ratio for the ideal schedule (None: not defined)
-            }
-        )
-
+        goals = bundled_goals()
+    checks = []
     for wl, s in workloads.items():
-        if wl in OVERLAP_WORKLOADS:
-            add(
-                "overlap captured",
-                wl,
-                s.get("overlap_captured"),
-                ">=",
-                OVERLAP_GOAL,
-                s.get("overlap_captured_reason") or "needs sequential and partial runs",
-            )
-        if wl in FAST_TOOL_WORKLOADS:
-            add(
-                "L_partial / L_seq (fast tool)",
-                wl,
-                s.get("partial_vs_sequential"),
-                "<=",
-                FAST_TOOL_GOAL,
-                "needs sequential and partial runs",
-                s.get("ideal_vs_sequential"),
-            )
-        elif s.get("n_tasks_3plus") or wl in OVERLAP_WORKLOADS:
-            add(
-                f"L_partial / L_call-eager (calls of >= {CALL_EAGER_MIN_UNITS} units)",
-                wl,
-                s.get("ratio_vs_call_eager_3plus"),
-                "<=",
-                CALL_EAGER_GOAL,
-                "needs call-eager and partial runs of tasks with a call of "
-                f">= {CALL_EAGER_MIN_UNITS} units",
-                s.get("ideal_vs_call_eager_3plus"),
-            )
-        if wl in EARLY_ABORT_WORKLOADS:
-            inv = s.get("invalid_first") or {}
-            add(
-                "L_partial / L_seq (invalid first call)",
-                wl,
-                inv.get("partial_vs_sequential"),
-                "<=",
-                EARLY_ABORT_GOAL,
-                "needs tasks with invalid_first and sequential and partial runs",
-                inv.get("ideal_vs_sequential"),
-            )
+        for goal in goals.get(wl, DEFAULT_GOALS):
+            check = goal.check(wl, s)
+            if check is not None:
+                checks.append(check)
     return checks
 
 
-def summarize_sweep(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def summarize_sweep(records: Sequence[RunRecord | Mapping[str, Any]]) -> dict[str, Any]:
     """Per decoding speed and workload: mean latencies, gain, and the per-task points of the
     gain-vs-theory plot: x = what overlap could hide, sum over calls of min(G, wait for the
     tool after G), as a share of L_seq (= min(G, T) / (G + T) for a request that is one call);
     y = measured gain (L_seq - L_partial) / L_seq; and the ideal schedule's gain."""
     out: dict[str, Any] = {}
-    by_speed: dict[float, list[Mapping[str, Any]]] = defaultdict(list)
-    for r in records:
-        by_speed[float(r["tokens_per_second"])].append(r)
+    by_speed: dict[float, list[RunRecord]] = defaultdict(list)
+    for r in as_records(records):
+        by_speed[float(r.tokens_per_second)].append(r)  # type: ignore[arg-type]
     for tps in sorted(by_speed):
         rows = by_speed[tps]
         entry: dict[str, Any] = {}
-        for wl in sorted({r["workload"] for r in rows}):
-            recs = [r for r in rows if r["workload"] == wl]
+        for wl in sorted({r.workload for r in rows}):
+            recs = [r for r in rows if r.workload == wl]
             seq, part = task_means(recs, "sequential"), task_means(recs, "partial")
             ideal = task_means(recs, "sequential", "ideal_s")
             hide = task_means(recs, "sequential", "hideable_s")
-            invalid = {str(r["task_id"]) for r in recs if r.get("invalid_first")}
+            invalid = {r.task_id for r in recs if r.invalid_first}
             points = []
             for t in sorted(set(seq) & set(part)):
                 points.append(
@@ -566,14 +508,19 @@ def summarize_sweep(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """summary.json: per workload and mode, the goal checks, and the sweep (if any)."""
-    main = [r for r in records if not r.get("sweep")]
-    sweep = [r for r in records if r.get("sweep")]
+def summarize(
+    records: Sequence[RunRecord | Mapping[str, Any]],
+    goals: Mapping[str, Sequence[Goal]] | None = None,
+) -> dict[str, Any]:
+    """summary.json: per workload and mode, the goal checks (`goals` as goal_checks takes
+    them), and the sweep (if any)."""
+    runs = as_records(records)
+    main = [r for r in runs if not r.sweep]
+    sweep = [r for r in runs if r.sweep]
     workloads = {}
-    for wl in sorted({r["workload"] for r in main}):
-        workloads[wl] = summarize_workload([r for r in main if r["workload"] == wl])
-    out: dict[str, Any] = {"workloads": workloads, "goals": goal_checks(workloads)}
+    for wl in sorted({r.workload for r in main}):
+        workloads[wl] = summarize_workload([r for r in main if r.workload == wl])
+    out: dict[str, Any] = {"workloads": workloads, "goals": goal_checks(workloads, goals)}
     if sweep:
         out["sweep"] = summarize_sweep(sweep)
     return out

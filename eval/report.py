@@ -8,6 +8,7 @@ Reads records and summaries only; it never runs anything and never computes a me
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from .metrics import MODES, OVERLAP_MIN_GAP, task_means
+from .metrics import MODES, OVERLAP_MIN_GAP, summarize_sweep, task_means
+from .records import RunRecord, as_records
 
 MODE_COLORS = {"sequential": "#8c8c8c", "call-eager": "#e69f00", "partial": "#0072b2"}
 MODE_LABELS = {"sequential": "sequential", "call-eager": "call-eager", "partial": "partial"}
@@ -138,14 +140,14 @@ def _save(fig: Figure, path: Path) -> None:
     fig.savefig(path, dpi=130)
 
 
-def _main(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [r for r in records if not r.get("sweep")]
+def _main(records: Sequence[RunRecord]) -> list[RunRecord]:
+    return [r for r in records if not r.sweep]
 
 
-def plot_latency(records: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], path: Path):
+def plot_latency(records: Sequence[RunRecord], summary: Mapping[str, Any], path: Path):
     """(a) Latency per workload and mode: box over tasks × repeats, every run as a dot."""
-    main = [r for r in _main(records) if not r.get("error") and r.get("latency_s") is not None]
-    workloads = sorted({r["workload"] for r in main})
+    main = [r for r in _main(records) if r.ok]
+    workloads = sorted({r.workload for r in main})
     if not workloads:
         return None
     cols = min(len(workloads), 4)
@@ -154,10 +156,8 @@ def plot_latency(records: Sequence[Mapping[str, Any]], summary: Mapping[str, Any
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     rng = np.random.default_rng(0)
     for ax, wl in zip(axes, workloads, strict=False):
-        modes = [m for m in MODES if any(r["workload"] == wl and r["mode"] == m for r in main)]
-        data = [
-            [r["latency_s"] for r in main if r["workload"] == wl and r["mode"] == m] for m in modes
-        ]
+        modes = [m for m in MODES if any(r.workload == wl and r.mode == m for r in main)]
+        data = [[r.latency_s for r in main if r.workload == wl and r.mode == m] for m in modes]
         box = ax.boxplot(data, widths=0.55, patch_artist=True, showfliers=False)
         for patch, m in zip(box["boxes"], modes, strict=True):
             patch.set_facecolor(MODE_COLORS[m])
@@ -201,32 +201,32 @@ def _signed(v: float) -> str:
     return f"{v:+.0%}"
 
 
-def _representative(records: Sequence[Mapping[str, Any]], wl: str) -> str | None:
+def _representative(records: Sequence[RunRecord], wl: str) -> str | None:
     """The task whose partial / sequential latency ratio is the median one of the workload:
     a typical request, not the best one."""
-    recs = [r for r in _main(records) if r["workload"] == wl]
+    recs = [r for r in _main(records) if r.workload == wl]
     seq, part = task_means(recs, "sequential"), task_means(recs, "partial")
     common = sorted(set(seq) & set(part), key=lambda t: part[t] / seq[t] if seq[t] else 1.0)
     if common:
         return common[len(common) // 2]
-    ok = [r for r in recs if not r.get("error")]
-    return str(ok[0]["task_id"]) if ok else None
+    ok = [r for r in recs if not r.error]
+    return ok[0].task_id if ok else None
 
 
-def _closest_run(records: Sequence[Mapping[str, Any]], wl: str, task: str, mode: str):
+def _closest_run(records: Sequence[RunRecord], wl: str, task: str, mode: str):
     runs = [
         r
         for r in _main(records)
-        if r["workload"] == wl
-        and str(r["task_id"]) == task
-        and r["mode"] == mode
-        and not r.get("error")
-        and r.get("calls") is not None
+        if r.workload == wl
+        and r.task_id == task
+        and r.mode == mode
+        and not r.error
+        and r.calls is not None
     ]
     if not runs:
         return None
-    mean = sum(r["latency_s"] for r in runs) / len(runs)
-    return min(runs, key=lambda r: abs(r["latency_s"] - mean))
+    mean = sum(r.latency_s for r in runs) / len(runs)
+    return min(runs, key=lambda r: abs(r.latency_s - mean))
 
 
 def _lanes(intervals: Sequence[tuple[float, float]], max_lanes: int = 12) -> list[int]:
@@ -250,7 +250,7 @@ def _lanes(intervals: Sequence[tuple[float, float]], max_lanes: int = 12) -> lis
     return out
 
 
-def plot_timeline(records: Sequence[Mapping[str, Any]], wl: str, path: Path):
+def plot_timeline(records: Sequence[RunRecord], wl: str, path: Path):
     """(b) One request of the workload in each mode, one above the other, on one time axis:
     the model's generations (the tool call's decoding highlighted) and each unit's run."""
     task = _representative(records, wl)
@@ -266,7 +266,7 @@ def plot_timeline(records: Sequence[Mapping[str, Any]], wl: str, path: Path):
     heights = [2 + lanes_per[m] + 0.8 for m in modes]
     fig = Figure(figsize=(10, 0.42 * sum(heights) + 2.0), layout="constrained")
     axes = fig.subplots(len(modes), 1, sharex=True, height_ratios=heights, squeeze=False)[:, 0]
-    xmax = max(r["latency_s"] for r in runs.values())
+    xmax = max(r.latency_s for r in runs.values())
     for ax, m in zip(axes, modes, strict=True):
         _draw_request(ax, runs[m], m)
     axes[-1].set_xlabel("time since the request started (s)")
@@ -284,7 +284,7 @@ def plot_timeline(records: Sequence[Mapping[str, Any]], wl: str, path: Path):
     fig.legend(handles=legend, loc="outside lower center", fontsize=7, ncol=4, frameon=False)
     title = f"{wl}, task {task}: one request per mode on one time axis"
     if "sequential" in runs and "partial" in runs:
-        ls, lp = runs["sequential"]["latency_s"], runs["partial"]["latency_s"]
+        ls, lp = runs["sequential"].latency_s, runs["partial"].latency_s
         word = "sooner" if lp <= ls else "later"
         title = (
             f"{wl}, task {task}: units run while the call is decoded, "
@@ -298,10 +298,10 @@ def plot_timeline(records: Sequence[Mapping[str, Any]], wl: str, path: Path):
 MAX_NAMED_UNITS = 10
 
 
-def _unit_lanes(run: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[int]]:
+def _unit_lanes(run: RunRecord) -> tuple[list[dict[str, Any]], list[int]]:
     """The units that ran (each with a `label`), and a lane for each: one per unit when they
     are few (labelled by call and path), else packed so that bars in a lane never overlap."""
-    calls = run["calls"]
+    calls = run.calls or ()
     units = []
     for i, c in enumerate(calls, 1):
         for u in c["units"]:
@@ -317,10 +317,10 @@ def _unit_lanes(run: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[int]
     return units, lanes
 
 
-def _draw_request(ax: Any, run: Mapping[str, Any], mode: str) -> None:
+def _draw_request(ax: Any, run: RunRecord, mode: str) -> None:
     h = 0.7
     y_model = 0
-    for g in run.get("generations", ()):
+    for g in run.generations:
         if g.get("end_s") is None:
             continue
         color = DECODE_COLOR if g["kind"] == "tool_call" else GEN_COLOR
@@ -331,7 +331,8 @@ def _draw_request(ax: Any, run: Mapping[str, Any], mode: str) -> None:
     labels = {y_model: "model", y_tool: "tool warm-up / finish"}
     lane_base = 2
     units = []
-    for c in run["calls"]:
+    calls = run.calls or ()
+    for c in calls:
         if c.get("tool_start_s") is not None and c.get("tool_ready_s") is not None:
             ax.broken_barh(
                 [(c["tool_start_s"], c["tool_ready_s"] - c["tool_start_s"])],
@@ -354,13 +355,11 @@ def _draw_request(ax: Any, run: Mapping[str, Any], mode: str) -> None:
         if start > gen:
             ax.broken_barh([(gen, start - gen)], (y - h / 4, h / 2), color=WAIT_COLOR)
         ax.broken_barh([(start, max(end - start, 1e-4))], (y - h / 2, h), color=UNIT_COLOR)
-    injected = {c["result_injected_s"] for c in run["calls"] if c.get("result_injected_s")}
+    injected = {c["result_injected_s"] for c in calls if c.get("result_injected_s")}
     for t in injected:
         ax.plot([t], [y_model], marker="v", color="black", ms=6, zorder=4)
-    ax.axvline(run["latency_s"], color="black", lw=1.2, ls="--")
-    ax.text(
-        run["latency_s"], y_model, f" {run['latency_s']:.2f} s", va="center", ha="left", fontsize=8
-    )
+    ax.axvline(run.latency_s, color="black", lw=1.2, ls="--")
+    ax.text(run.latency_s, y_model, f" {run.latency_s:.2f} s", va="center", ha="left", fontsize=8)
     ys = sorted(labels)
     ax.set_yticks(ys, [labels[y] for y in ys], fontsize=7)
     ax.set_ylim(max(ys) + 0.8, -0.8)
@@ -368,7 +367,7 @@ def _draw_request(ax: Any, run: Mapping[str, Any], mode: str) -> None:
     ax.grid(axis="x", alpha=0.3)
 
 
-def gain_points(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]]):
+def gain_points(summary: Mapping[str, Any], records: Sequence[RunRecord]):
     """The points of the gain plot: per sweep speed, workload and task (x, gain, ideal gain).
     Without a sweep, the main run's tasks at its one speed."""
     pts = []
@@ -379,9 +378,7 @@ def gain_points(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]]
                 for p in entry["points"]:
                     pts.append({**p, "workload": wl, "tokens_per_second": float(tps)})
         return pts
-    from .metrics import summarize_sweep
-
-    main = [dict(r, tokens_per_second=r.get("tokens_per_second") or 0.0) for r in _main(records)]
+    main = [replace(r, tokens_per_second=r.tokens_per_second or 0.0) for r in _main(records)]
     for tps, per_wl in summarize_sweep(main).items():
         for wl, entry in per_wl.items():
             for p in entry["points"]:
@@ -389,7 +386,7 @@ def gain_points(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]]
     return pts
 
 
-def plot_gain(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]], path: Path):
+def plot_gain(summary: Mapping[str, Any], records: Sequence[RunRecord], path: Path):
     """(c) Measured gain (L_seq - L_partial) / L_seq against the share of the request the
     overlap can hide, min(G, T) / L_seq, with the bound y = x."""
     pts = [p for p in gain_points(summary, records) if p["x"] is not None and p["gain"] is not None]
@@ -478,14 +475,14 @@ def plot_gain(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]], 
     return path
 
 
-def plot_overhead(records: Sequence[Mapping[str, Any]], path: Path):
+def plot_overhead(records: Sequence[RunRecord], path: Path):
     """(d) Unit-detection overhead of each partial call against its length in stream chunks:
     microseconds per token, linear in the call."""
     xs, ys = [], []
     for r in _main(records):
-        if r["mode"] != "partial" or r.get("error"):
+        if r.mode != "partial" or r.error:
             continue
-        for c in r.get("calls") or ():
+        for c in r.calls or ():
             if c.get("chunks"):
                 xs.append(c["chunks"])
                 ys.append(c["overhead_s"] * 1e3)
@@ -550,10 +547,14 @@ DEFINITIONS = f"""\
 
 
 def write_report(
-    out: str | Path, records: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]
+    out: str | Path,
+    records: Sequence[RunRecord | Mapping[str, Any]],
+    summary: Mapping[str, Any],
 ) -> Path:
-    """Write report.md, table.md (the headline table alone, for the README) and the plots."""
+    """Write report.md, table.md (the headline table alone, for the README) and the plots,
+    from the runs (records or rows of results.jsonl) and their summary."""
     out = Path(out)
+    records = as_records(records)
     out.mkdir(parents=True, exist_ok=True)
     plots: dict[str, Path | None] = {}
     plots["latency"] = plot_latency(records, summary, out / "latency.png")
@@ -596,7 +597,7 @@ def write_report(
         passed = sum(1 for g in goals if g["passed"])
         failed = sum(1 for g in goals if g["passed"] is False)
         lines += [
-            "## Goals (DESIGN.md, the bar)",
+            "## Goals (the bar)",
             "",
             f"{passed} pass, {failed} fail, {len(goals) - passed - failed} not measured.",
             "",

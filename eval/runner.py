@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 from sgl_conveyor import resources
 
 from .metrics import MODES, call_end, call_ideal, held_units, request_ideal, summarize
+from .records import RunRecord
 from .workload import Task, Workload, spec_facts
 
 SWEEP_MODES = ("sequential", "partial")
@@ -74,10 +75,18 @@ class Planned:
 
 @dataclass
 class EvalResult:
-    records: list[dict[str, Any]]
+    """What one eval produced: its runs (in plan order), summary.json, where it wrote them, and
+    the workloads it left out (with why)."""
+
+    runs: list[RunRecord]
     summary: dict[str, Any]
     out: Path
     skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The rows of results.jsonl."""
+        return [r.to_dict() for r in self.runs]
 
 
 # --- backends -----------------------------------------------------------------------------------
@@ -151,31 +160,22 @@ def run_one(
     repeat: int = 0,
     timeout_s: float = 600.0,
     flush_cache: bool = False,
-) -> dict[str, Any]:
+) -> RunRecord:
     """Run the program once on `task` in `mode` and measure it. Never raises: a failure is the
     record's `error`."""
     from sgl_conveyor.backends.recording import RecordingBackend
 
-    record: dict[str, Any] = {
-        "workload": workload.name,
-        "task_id": task.id,
-        "mode": mode,
-        "repeat": repeat,
-        "latency_s": None,
-        "decode_s": None,
-        "tool_s": None,
-        "ideal_s": None,
-        "n_units": None,
-        "prompt_tokens": None,
-        "cached_tokens": None,
-        "error": None,
-        "invalid_first": task.invalid_first,
-    }
+    record = RunRecord(
+        workload=workload.name,
+        task_id=task.id,
+        mode=mode,
+        repeat=repeat,
+        invalid_first=task.invalid_first,
+    )
     try:
         args = workload.args_for(task, mode)
     except Exception as e:
-        record["error"] = f"{type(e).__name__}: {e}"
-        return record
+        return replace(record, error=f"{type(e).__name__}: {e}")
     if flush_cache:
         _flush(backend)
     recorder = RecordingBackend(backend)
@@ -196,28 +196,29 @@ def run_one(
     thread.start()
     thread.join(timeout_s)
     if thread.is_alive():
-        record["error"] = f"TimeoutError: the run took longer than {timeout_s:g} s"
-        return record
-    if "exc" in box:
-        e = box["exc"]
-        record["error"] = f"{type(e).__name__}: {e}"
-    else:
-        err = box["state"].stream_executor.error_
-        if err is not None:
-            record["error"] = f"{type(err).__name__}: {err}"
-    record["latency_s"] = box["t1"] - box["t0"]
+        return replace(record, error=f"TimeoutError: the run took longer than {timeout_s:g} s")
+    error = box.get("exc") or box["state"].stream_executor.error_
+    record = replace(
+        record,
+        latency_s=box["t1"] - box["t0"],
+        error=None if error is None else f"{type(error).__name__}: {error}",
+    )
     # The program's own arguments dict (run() copies ours): the key of its recorded lineage.
     programs = recorder.programs()
     lineage = programs[0] if programs else args
     try:
-        record.update(measure(workload, recorder, lineage, box["t0"], record["latency_s"]))
+        measured = replace(
+            record, **measure(workload, recorder, lineage, box["t0"], record.latency_s)
+        )
         # A first attempt the tool rejected (and aborted) makes this an invalid-first run, whether
         # the task file says so or the model simply wrote a bad call.
-        calls = record.get("calls") or []
-        if calls and calls[0].get("aborted_s") is not None:
-            record["invalid_first"] = True
+        if measured.calls and measured.calls[0].get("aborted_s") is not None:
+            measured = replace(measured, invalid_first=True)
+        record = measured
     except Exception as e:  # a measurement bug must not end the eval either
-        record["error"] = record["error"] or f"measurement failed: {type(e).__name__}: {e}"
+        record = replace(
+            record, error=record.error or f"measurement failed: {type(e).__name__}: {e}"
+        )
     finally:
         recorder.forget(lineage)
     return record
@@ -426,7 +427,7 @@ def run_eval(
     out.mkdir(parents=True, exist_ok=True)
     backends = Backends(config)
     plan, skipped = plan_runs(workloads, config)
-    records: list[dict[str, Any]] = []
+    records: list[RunRecord] = []
     results_path = out / "results.jsonl"
     cache: dict[tuple[str, float | None], Any] = {}
 
@@ -478,22 +479,25 @@ def run_eval(
                 # Never empty a cache another task's run is using.
                 flush_cache=config.flush_cache and workers == 1,
             )
-            rec["position"] = p.position
-            rec["sweep"] = p.sweep
-            rec["tokens_per_second"] = (
-                p.tokens_per_second
-                if p.sweep
-                else (config.tokens_per_second if backends.is_replay else None)
+            rec = replace(
+                rec,
+                position=p.position,
+                sweep=p.sweep,
+                tokens_per_second=(
+                    p.tokens_per_second
+                    if p.sweep
+                    else (config.tokens_per_second if backends.is_replay else None)
+                ),
+                backend="replay" if p.sweep else config.backend,
+                concurrency=workers,
             )
-            rec["backend"] = "replay" if p.sweep else config.backend
-            rec["concurrency"] = workers
             with lock:
                 order[id(rec)] = position[id(p)]
                 records.append(rec)
-                f.write(json.dumps(rec, default=str) + "\n")
+                f.write(_row(rec))
                 f.flush()
-                if rec["error"]:
-                    bar.write(f"  {p.workload.name} {p.task.id} {p.mode}: {rec['error']}")
+                if rec.error:
+                    bar.write(f"  {p.workload.name} {p.task.id} {p.mode}: {rec.error}")
                 bar.set_postfix_str(f"{p.workload.name} {p.task.id} {p.mode}")
                 bar.update(1)
 
@@ -509,9 +513,9 @@ def run_eval(
         _map(lambda g: run_group(g, bar, f), groups, workers)
     if workers > 1:  # written as they finished (nothing lost to a crash); now in plan order
         records.sort(key=lambda r: order[id(r)])
-        results_path.write_text("".join(json.dumps(r, default=str) + "\n" for r in records))
+        results_path.write_text("".join(_row(r) for r in records))
 
-    summary = summarize(records)
+    summary = summarize(records, {wl.name: wl.goals for wl in workloads})
     summary["skipped"] = skipped
     summary["config"] = {**asdict(config), "concurrency": workers}  # the effective value
     summary["environment"] = environment(backends.describe())
@@ -520,6 +524,11 @@ def run_eval(
 
     write_report(out, records, summary)
     return EvalResult(records, summary, out, skipped)
+
+
+def _row(record: RunRecord) -> str:
+    """The line of results.jsonl of one run."""
+    return json.dumps(record.to_dict(), default=str) + "\n"
 
 
 # --- recording a trace --------------------------------------------------------------------------
@@ -618,8 +627,13 @@ def environment(backend: str) -> dict[str, Any]:
 
 
 def load_records(path: str | Path) -> list[dict[str, Any]]:
-    """Read results.jsonl back (to re-summarize or re-plot without re-running)."""
+    """Read results.jsonl back, as its rows."""
     return [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
+
+
+def load_runs(path: str | Path) -> list[RunRecord]:
+    """Read results.jsonl back (to re-summarize or re-plot without re-running)."""
+    return [RunRecord.from_dict(row) for row in load_records(path)]
 
 
 def iter_modes(modes: str | Iterable[str]) -> tuple[str, ...]:

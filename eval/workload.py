@@ -19,6 +19,8 @@ from typing import Any
 
 from sgl_conveyor import resources
 
+from .goals import DEFAULT_GOALS, Goal
+
 # Keyword arguments of SglFunction.run: a task input must not use them as names.
 _RUN_PARAMETERS = frozenset(
     {
@@ -82,6 +84,8 @@ class Workload:
     make_args:   `(task, mode) -> program kwargs`; default: the task input (keys the program
                  does not take are left out) plus `mode` and `task_id`.
     run_options: keyword arguments of `program.run` (sampling defaults); greedy by default.
+    goals:       the bars its summary must clear (eval.goals), checked in this order; default:
+                 the call-eager bar where it has calls of several units.
     """
 
     name: str
@@ -92,6 +96,7 @@ class Workload:
     description: str = ""
     make_args: Callable[[Task, str], Mapping[str, Any]] | None = None
     run_options: Mapping[str, Any] = field(default_factory=lambda: {"temperature": 0.0})
+    goals: Sequence[Goal] = DEFAULT_GOALS
 
     def tasks(self, limit: int | None = None) -> list[Task]:
         """The workload's tasks, in file order (the first `limit` of them)."""
@@ -217,6 +222,11 @@ def discover(programs_dir: str | Path | None = None) -> Discovery:
                 continue
             found[wl.name] = wl
     return Discovery(found, errors)
+
+
+def bundled_goals() -> dict[str, Sequence[Goal]]:
+    """The goals each bundled workload declares, by workload name."""
+    return {name: wl.goals for name, wl in discover().workloads.items()}
 
 
 def select(available: Mapping[str, Workload], names: str | Iterable[str]) -> list[Workload]:

@@ -16,6 +16,7 @@ import sglang as sgl
 from sglang.lang.choices import greedy_token_selection
 
 import sgl_conveyor
+from sgl_conveyor.eval.goals import CALL_EAGER_WHERE_MEASURED
 from sgl_conveyor.eval.workload import Workload
 from sgl_conveyor.lang.prompting import tool_turn
 from sgl_conveyor.lang.render import Render
@@ -141,4 +142,5 @@ WORKLOAD = Workload(
     trace_path="traces/agent.jsonl",
     description="a multi-round agent: select the next action (search, calculator, news or "
     "answer), call the tool, observe; up to three tool rounds",
+    goals=(CALL_EAGER_WHERE_MEASURED,),
 )

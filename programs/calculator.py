@@ -9,6 +9,7 @@ from __future__ import annotations
 import sglang as sgl
 
 import sgl_conveyor
+from sgl_conveyor.eval.goals import FAST_TOOL
 from sgl_conveyor.eval.workload import Workload
 from sgl_conveyor.lang.prompting import example_turns
 
@@ -34,4 +35,5 @@ WORKLOAD = Workload(
     trace_path="traces/calculator.jsonl",
     description="one calculator expression (the fastest tool: partial execution must not make "
     "it slower), then an answer",
+    goals=(FAST_TOOL,),
 )

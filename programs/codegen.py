@@ -15,6 +15,7 @@ from __future__ import annotations
 import sglang as sgl
 
 import sgl_conveyor
+from sgl_conveyor.eval.goals import CALL_EAGER, OVERLAP_CAPTURED
 from sgl_conveyor.eval.workload import Workload
 
 # A small repetition penalty: greedy decoding of a 135M model otherwise loops on one line until
@@ -48,4 +49,5 @@ WORKLOAD = Workload(
     trace_path="traces/codegen.jsonl",
     description="a Python script for a data task on the bundled files; each top-level "
     "statement runs in the sandbox as soon as it is written",
+    goals=(OVERLAP_CAPTURED, CALL_EAGER),
 )

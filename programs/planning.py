@@ -11,6 +11,7 @@ from __future__ import annotations
 import sglang as sgl
 
 import sgl_conveyor
+from sgl_conveyor.eval.goals import CALL_EAGER, OVERLAP_CAPTURED
 from sgl_conveyor.eval.workload import Workload
 from sgl_conveyor.lang.prompting import example_turns
 
@@ -89,4 +90,5 @@ WORKLOAD = Workload(
     trace_path="traces/planning.jsonl",
     description="an LLMCompiler-style plan (look-ups, then arithmetic on $k); each step runs "
     "as soon as its line is complete and its dependencies are done",
+    goals=(OVERLAP_CAPTURED, CALL_EAGER),
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sglang as sgl
 
 import sgl_conveyor
+from sgl_conveyor.eval.goals import CALL_EAGER, OVERLAP_CAPTURED
 from sgl_conveyor.eval.workload import Workload
 from sgl_conveyor.lang.prompting import worked_example
 
@@ -58,4 +59,5 @@ WORKLOAD = Workload(
     trace_path="traces/search.jsonl",
     description="one search call with several queries (one per fact), then a one-sentence "
     "answer; each query is sent the moment it is decoded",
+    goals=(OVERLAP_CAPTURED, CALL_EAGER),
 )

@@ -12,6 +12,7 @@ import json
 import sglang as sgl
 
 import sgl_conveyor
+from sgl_conveyor.eval.goals import FAST_TOOL
 from sgl_conveyor.eval.workload import Workload
 from sgl_conveyor.lang.prompting import example_turns
 
@@ -83,4 +84,5 @@ WORKLOAD = Workload(
     trace_path="traces/sql.jsonl",
     description="one SQL query on the company database (a fast tool: partial execution must "
     "not make it slower), then an answer",
+    goals=(FAST_TOOL,),
 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sglang as sgl
 
 import sgl_conveyor
+from sgl_conveyor.eval.goals import CALL_EAGER_WHERE_MEASURED, EARLY_ABORT
 from sgl_conveyor.eval.workload import Workload
 from sgl_conveyor.lang.prompting import example_turns, tool_turn
 
@@ -61,4 +62,5 @@ WORKLOAD = Workload(
     trace_path="traces/validation.jsonl",
     description="get_local_news with arguments checked as they complete; an invalid place or "
     "date is rejected early and the call is written again once",
+    goals=(CALL_EAGER_WHERE_MEASURED, EARLY_ABORT),
 )

@@ -12,7 +12,7 @@ import pytest
 from tiny_workload import TRACE, make_workload, write_jsonl
 
 from sgl_conveyor.eval.cli import main
-from sgl_conveyor.eval.runner import EvalConfig, load_records, run_eval
+from sgl_conveyor.eval.runner import EvalConfig, load_records, load_runs, run_eval
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = (
@@ -192,3 +192,10 @@ def test_one_at_a_time_gives_the_same_records_in_the_same_order(tmp_path):
     key = lambda r: (r["task_id"], r["mode"], r["repeat"], r["n_units"], r["error"])
     assert [key(r) for r in one] == [key(r) for r in many]
     assert {r["concurrency"] for r in many} == {4}
+
+
+def test_every_row_of_results_jsonl_loads_as_a_record_and_writes_back_the_same(evaluated):
+    lines = (evaluated.out / "results.jsonl").read_text().splitlines()
+    runs = load_runs(evaluated.out / "results.jsonl")
+    assert [json.dumps(r.to_dict(), default=str) for r in runs] == lines
+    assert evaluated.records == [json.loads(x) for x in lines]
