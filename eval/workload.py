@@ -18,33 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from sgl_conveyor import resources
+from sgl_conveyor.sampling import RUN_PARAMETERS
 
 from .goals import DEFAULT_GOALS, Goal
 
 # Keyword arguments of SglFunction.run: a task input must not use them as names.
-_RUN_PARAMETERS = frozenset(
-    {
-        "max_new_tokens",
-        "n",
-        "stop",
-        "stop_token_ids",
-        "stop_regex",
-        "temperature",
-        "top_p",
-        "top_k",
-        "min_p",
-        "frequency_penalty",
-        "presence_penalty",
-        "ignore_eos",
-        "return_logprob",
-        "logprob_start_len",
-        "top_logprobs_num",
-        "return_text_in_logprobs",
-        "stream",
-        "backend",
-        "use_thread",
-    }
-)
+_RUN_PARAMETERS = RUN_PARAMETERS  # run options of program.run, never task inputs
 
 
 class WorkloadError(Exception):

@@ -27,39 +27,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-# The SGLang server's `sampling_params` keys (sglang/srt/sampling/sampling_params.py).
-SAMPLING_KEYS = frozenset(
-    {
-        "max_new_tokens",
-        "stop",
-        "stop_token_ids",
-        "stop_regex",
-        "temperature",
-        "top_p",
-        "top_k",
-        "min_p",
-        "frequency_penalty",
-        "presence_penalty",
-        "repetition_penalty",
-        "min_new_tokens",
-        "n",
-        "json_schema",
-        "regex",
-        "ebnf",
-        "structural_tag",
-        "ignore_eos",
-        "skip_special_tokens",
-        "spaces_between_special_tokens",
-        "no_stop_trim",
-        "stream_interval",
-        "logit_bias",
-        "sampling_seed",
-        "custom_params",
-        "beam_width",
-        "watermark",
-        "choice",
-    }
-)
+from sgl_conveyor.sampling import SERVER_SAMPLING_KEYS
+
+SAMPLING_KEYS = SERVER_SAMPLING_KEYS  # the server's `sampling_params` keys
 # Accepted but not implemented by the embedded engine: refused when set to a non-default value.
 UNSUPPORTED = {
     "stop_regex": (None, [], ()),

@@ -18,6 +18,7 @@ import requests
 from sglang.lang.backend.runtime_endpoint import RuntimeEndpoint
 
 from sgl_conveyor.errors import BackendError
+from sgl_conveyor.sampling import SERVER_LOGPROB_FIELDS, dtype_constraint
 
 try:  # moved after sglang 0.5.2
     from sglang.lang.global_config import global_config
@@ -33,7 +34,8 @@ def _headers(endpoint: RuntimeEndpoint) -> dict[str, str]:
 
 
 def _payload(endpoint: RuntimeEndpoint, s: Any, sp: Any, rid: str) -> dict[str, Any]:
-    endpoint._handle_dtype_to_regex(sp)
+    if getattr(sp, "dtype", None) is not None:
+        sp.regex, sp.stop = dtype_constraint(sp.dtype, sp.regex, sp.stop)
     data: dict[str, Any] = {
         "text": s.text_,
         "sampling_params": {
@@ -44,14 +46,15 @@ def _payload(endpoint: RuntimeEndpoint, s: Any, sp: Any, rid: str) -> dict[str, 
         "stream": True,
         "rid": rid,
     }
-    for item in ("return_logprob", "logprob_start_len", "top_logprobs_num"):
+    for item in SERVER_LOGPROB_FIELDS:
         value = getattr(sp, item, None)
         if value is not None and value != (None,):
             data[item] = value
-    value = getattr(sp, "return_text_in_logprobs", None)
-    if value is not None and value != (None,):
-        data["return_text_in_logprobs"] = value
-    endpoint._add_images(s, data)
+    images = getattr(s, "images_", None)
+    if images:
+        if len(images) != 1:
+            raise BackendError("the SGLang server takes one image per request")
+        data["image_data"] = images[0][1]
     return data
 
 

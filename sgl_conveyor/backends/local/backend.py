@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -17,11 +16,11 @@ from typing import Any
 from sglang.lang.backend.base_backend import BaseBackend
 from sglang.lang.chat_template import get_chat_template
 from sglang.lang.choices import ChoicesDecision, ChoicesSamplingMethod, token_length_normalized
-from sglang.lang.ir import REGEX_BOOL, REGEX_FLOAT, REGEX_INT, REGEX_STR
 
 from sgl_conveyor.backends.local.engine import DEFAULT_CACHE_BUDGET, Engine, RequestHandle
 from sgl_conveyor.backends.local.model_store import load_model
 from sgl_conveyor.backends.local.sampling import SamplingParams, as_str_tuple
+from sgl_conveyor.sampling import dtype_constraint
 
 _RECENT = 1024  # final meta info kept for `request_meta`
 
@@ -201,29 +200,11 @@ class LocalBackend(BaseBackend):
     def sampling_params(self, sp: Any) -> tuple[SamplingParams, int]:
         """sglang's `SglSamplingParams` -> the engine's, with `dtype` mapped to a regex (and
         stops) exactly as sglang's RuntimeEndpoint does. Returns (params, n)."""
-        stop = list(as_str_tuple(getattr(sp, "stop", None)))
-        regex = getattr(sp, "regex", None)
-        dtype = getattr(sp, "dtype", None)
-        if dtype is not None:
-            if dtype in ("int", int):
-                dtype_regex = REGEX_INT
-                stop.extend([" ", "\n"])
-            elif dtype in ("float", float):
-                dtype_regex = REGEX_FLOAT
-                stop.extend([" ", "\n"])
-            elif dtype in ("str", str):
-                dtype_regex = REGEX_STR
-            elif dtype in ("bool", bool):
-                dtype_regex = REGEX_BOOL
-            else:
-                raise ValueError(f"Invalid dtype: {dtype}")
-            if regex is not None:
-                warnings.warn(
-                    f"Both dtype and regex are set. Only dtype will be used. dtype: {dtype}, "
-                    f"regex: {regex}",
-                    stacklevel=2,
-                )
-            regex = dtype_regex
+        regex, stop = dtype_constraint(
+            getattr(sp, "dtype", None),
+            getattr(sp, "regex", None),
+            as_str_tuple(getattr(sp, "stop", None)),
+        )
         if as_str_tuple(getattr(sp, "stop_regex", None)):
             raise ValueError("stop_regex is not supported by LocalBackend; use stop strings")
         schema = getattr(sp, "json_schema", None)
