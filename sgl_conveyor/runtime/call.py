@@ -12,7 +12,6 @@ from __future__ import annotations
 import enum
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Hashable
 from concurrent.futures import Future
@@ -29,7 +28,9 @@ from sgl_conveyor.errors import (
 )
 from sgl_conveyor.runtime.clock import WorkClock
 from sgl_conveyor.runtime.cost_model import CostModel, default_cost_model, unit_kind
+from sgl_conveyor.runtime.dag import Dependencies, deps_of
 from sgl_conveyor.runtime.executor import Executor
+from sgl_conveyor.runtime.failures import comes_first, raised
 from sgl_conveyor.runtime.ledger import UnitLedger, default_ledger, ledger_key
 from sgl_conveyor.runtime.policy import Decision, decide
 from sgl_conveyor.runtime.pool import UnitPool
@@ -97,7 +98,7 @@ class ToolCall:
         )
         self._wakeup = Wakeup()
         workers = 1 if spec.order is Order.SERIAL else spec.max_concurrency
-        self._executor = Executor(workers, f"conveyor-{spec.name}", self._wakeup)
+        self._executor = Executor(workers, f"conveyor-{spec.name}", self._wakeup, self.ledger)
         self._lock = threading.RLock()
         self._units: list[Unit] = []
         self._times: dict[int, UnitTimes] = {}
@@ -105,9 +106,7 @@ class ToolCall:
         self._deferred: list[Unit] = []  # cost model: run inline at close
         self._batch: list[Unit] = []
         self._batch_s = 0.0
-        self._waiting: list[Unit] = []  # DAG units whose dependencies are not finished
-        self._dispatching: set[int] = set()  # out of _waiting, their future not yet registered
-        self._done_ids: set[Any] = set()
+        self._dag = Dependencies()
         self._ran: list[UnitResult] = []  # finished OK, in completion order (for undo)
         self._start_future: Future | None = None
         self._failure: ToolCallError | None = None
@@ -146,7 +145,8 @@ class ToolCall:
         comes first in the call (not the one whose thread lost the race), so a call fails the
         same way in every mode and on every run."""
         with self._lock:
-            if self._failure is None or self._comes_first(error, self._failure):
+            positions = {ut.path: i for i, ut in self._times.items()}
+            if self._failure is None or comes_first(error, self._failure, positions):
                 self._failure = error
             failure = self._failure
         self._wakeup.notify()  # no wait outlives a doomed call
@@ -158,13 +158,6 @@ class ToolCall:
         ends with the error (CallCancelledError), never with a result."""
         self._fail(error or CallCancelledError("the call was cancelled", tool=self.spec.name))
         self.ctx.cancelled.set()
-
-    def _comes_first(self, new: ToolCallError, old: ToolCallError) -> bool:
-        if new is old or not new.unit or not old.unit:
-            return False
-        where = {ut.path: i for i, ut in self._times.items()}
-        i, j = where.get(new.unit), where.get(old.unit)
-        return i is not None and j is not None and i < j
 
     # --- time limits -------------------------------------------------------------------------
 
@@ -244,7 +237,7 @@ class ToolCall:
             unit.path,
             unit.index,
             id=unit.meta.get("id") if unit.meta else None,
-            deps=tuple(unit.meta.get("deps", ())) if unit.meta else (),
+            deps=deps_of(unit),
         )
         with self._lock:
             if unit.index != len(self._units):
@@ -336,8 +329,7 @@ class ToolCall:
         self.timeline.mark("aborted")
         self.timeline.abort_reason = str(error) if error is not None else "aborted"
         self.ctx.cancelled.set()
-        with self._lock:
-            waiting, self._waiting = self._waiting, []
+        waiting = self._dag.drop()
         futures = self._executor.cancel()
         for unit in waiting:
             self._times[unit.index].decision = "skip"
@@ -421,17 +413,10 @@ class ToolCall:
         except BaseException as e:  # SystemExit too: a program must end
             raise self._fail(self._wrap(e, unit)) from None
 
-    def _deps_done(self, unit: Unit) -> bool:
-        deps = unit.meta.get("deps", ()) if unit.meta else ()
-        return all(d in self._done_ids for d in deps)
-
     def _schedule(self, unit: Unit) -> None:
         """Dispatch now, or (DAG) once the unit's dependencies have finished."""
-        if self.spec.order is Order.DAG:
-            with self._lock:
-                if not self._deps_done(unit):
-                    self._waiting.append(unit)
-                    return
+        if self.spec.order is Order.DAG and self._dag.hold_back(unit):
+            return
         self._dispatch(unit)
 
     def _dispatch(self, unit: Unit) -> None:
@@ -519,22 +504,20 @@ class ToolCall:
             ready = max(ut.dispatched, self.timeline.tool_ready or 0.0)
             self.cost_model.observe_overhead(max(0.0, ut.started - ready))
         ut.work = f"{hash(key[1:]) & 0xFFFFFFFFFFFF:012x}"
-        owner, shared = self.ledger.claim(key, self._lineage_owner)
-        self._executor.claimed(unit.index, key)
+        owner = False
+
+        def shared() -> None:
+            ut.decision = "shared"
+
         try:
-            if owner:
-                try:
-                    value = self.tool.run_unit(unit, self.ctx)
-                except BaseException as e:
-                    shared.set_exception(e)
-                    self.ledger.release(key, shared)
-                    raise
-                shared.set_result(value)
-            else:
-                ut.decision = "shared"
-                remaining = self._unit_timeout(unit.index)
-                value = shared.result(timeout=remaining)
-            result.value = value
+            owner, result.value = self._executor.run_once(
+                unit.index,
+                key,
+                self._lineage_owner,
+                lambda: self.tool.run_unit(unit, self.ctx),
+                on_shared=shared,
+                timeout=self._unit_timeout(unit.index),
+            )
             ut.ok = True
         except ToolCallError as e:
             e.tool = e.tool or self.spec.name
@@ -564,26 +547,13 @@ class ToolCall:
         with self._lock:
             self.ctx.results[uid] = result.value
             self._ran.append(result)
-            self._done_ids.add(uid)
-            ready = [u for u in self._waiting if self._deps_done(u)]
-            self._waiting = [u for u in self._waiting if u not in ready]
-            self._dispatching.update(u.index for u in ready)
-        for u in ready:
+        for u in self._dag.finished(uid):
             self._dispatch(u)
-            with self._lock:
-                self._dispatching.discard(u.index)
+            self._dag.dispatched(u)
         return result
 
     def _wrap(self, e: BaseException, unit: Unit | None) -> ToolCallError:
-        tb = traceback.extract_tb(e.__traceback__)
-        where = f" ({tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
-        path = unit.path if unit is not None else None
-        what = f"unit {path}" if path else "the call"
-        return ToolExecutionError(
-            f"{self.spec.name} raised on {what}: {type(e).__name__}: {e}{where}",
-            tool=self.spec.name,
-            unit=path,
-        )
+        return raised(self.spec.name, e, unit.path if unit is not None else None)
 
     # --- completion --------------------------------------------------------------------------
 
@@ -634,8 +604,7 @@ class ToolCall:
         """Dispatched (it has a future), or never will be (it is not waiting either)."""
         if self._executor.future(unit.index) is not None:
             return True
-        with self._lock:
-            return unit not in self._waiting and unit.index not in self._dispatching
+        return not self._dag.pending(unit)
 
     def _wait_or_doom(self, fut: Future) -> None:
         """Wait for `fut` within the call's limit, but return at once if the call is doomed

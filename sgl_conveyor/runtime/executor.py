@@ -1,8 +1,9 @@
-"""Where a call's units run: its pool, one future per unit, one execution per identical unit.
+"""Where a call's units run: its pool, one future per unit, one execution per identical unit
+(of the call, and through the ledger of the program).
 
-It owns threads and futures and nothing else: when a unit runs and what its outcome means are
-the scope's (`runtime.call`). Every future it hands out notifies the call's Wakeup when it is
-registered and when it resolves, so the scope's waits never poll.
+It owns threads, futures and the sharing of executions, nothing else: when a unit runs and
+what its outcome means are the scope's (`runtime.call`). Every future it hands out notifies
+the call's Wakeup when it is registered and when it resolves, so the scope's waits never poll.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
+from sgl_conveyor.runtime.ledger import UnitLedger
 from sgl_conveyor.runtime.pool import UnitPool
 from sgl_conveyor.runtime.wakeup import Wakeup
 
@@ -20,9 +22,10 @@ from sgl_conveyor.runtime.wakeup import Wakeup
 class Executor:
     """The workers of one call. Thread-safe; units are named by their index in the call."""
 
-    def __init__(self, workers: int, name: str, wakeup: Wakeup):
+    def __init__(self, workers: int, name: str, wakeup: Wakeup, ledger: UnitLedger):
         self.pool = UnitPool(workers, name=name)
         self._wakeup = wakeup
+        self._ledger = ledger
         self._lock = threading.Lock()
         self._futures: dict[int, Future] = {}  # unit index -> future of its UnitResult
         # Identical units of this call share one execution; the first copy (in stream order)
@@ -60,11 +63,38 @@ class Executor:
             if first and claimed is not None:
                 claimed.set()
 
-    def claimed(self, index: int, key: tuple[Any, ...]) -> None:
+    def _claimed_by(self, index: int, key: tuple[Any, ...]) -> None:
         """The first copy holds the shared execution: later copies may now share it."""
         claimed = self._claimed.get(index)
         if claimed is not None and self._first_copy.get(key) == index:
             claimed.set()
+
+    def run_once(
+        self,
+        index: int,
+        key: tuple[Any, ...],
+        lineage: object,
+        run: Callable[[], Any],
+        *,
+        on_shared: Callable[[], None],
+        timeout: float,
+    ) -> tuple[bool, Any]:
+        """`run()`, unless an identical unit of the program (the ledger's key) already runs or
+        ran it: then its outcome, waited for up to `timeout` (FutureTimeout past it), told to
+        `on_shared` first. Returns (whether this unit ran it, the value); raises as it raised."""
+        owner, shared = self._ledger.claim(key, lineage)
+        self._claimed_by(index, key)
+        if not owner:
+            on_shared()
+            return False, shared.result(timeout=timeout)
+        try:
+            value = run()
+        except BaseException as e:
+            shared.set_exception(e)
+            self._ledger.release(key, shared)
+            raise
+        shared.set_result(value)
+        return True, value
 
     # --- futures -----------------------------------------------------------------------------
 
