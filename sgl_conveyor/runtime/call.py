@@ -13,7 +13,6 @@ import enum
 import threading
 import time
 import uuid
-from collections.abc import Hashable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -28,11 +27,11 @@ from sgl_conveyor.errors import (
 )
 from sgl_conveyor.runtime.clock import WorkClock
 from sgl_conveyor.runtime.cost_model import CostModel, default_cost_model, unit_kind
-from sgl_conveyor.runtime.dag import Dependencies, deps_of
+from sgl_conveyor.runtime.dag import Dependencies, deps_of, unit_id
 from sgl_conveyor.runtime.executor import Executor
 from sgl_conveyor.runtime.failures import comes_first, raised
 from sgl_conveyor.runtime.ledger import UnitLedger, default_ledger, ledger_key
-from sgl_conveyor.runtime.policy import Decision, decide
+from sgl_conveyor.runtime.policy import Decision, cost_hint, decide, effect_of
 from sgl_conveyor.runtime.pool import UnitPool
 from sgl_conveyor.runtime.renderable import unrenderable
 from sgl_conveyor.runtime.timeline import Timeline, UnitTimes
@@ -254,10 +253,10 @@ class ToolCall:
         cost, expected = None, None
         if self.mode is Mode.PARTIAL and self.spec.cost_model:
             cost, expected = self.cost_model.decide(
-                self.spec.name, unit.pattern, self._cost_hint(unit), unit_kind(unit.meta)
+                self.spec.name, unit.pattern, cost_hint(self.spec, unit), unit_kind(unit.meta)
             )
         decision = decide(
-            self.mode.value, self._effect(unit), self.spec.order, bool(self._held), cost
+            self.mode.value, effect_of(self.spec, unit), self.spec.order, bool(self._held), cost
         )
         ut.decision = decision.value
         if decision is Decision.HOLD:
@@ -350,7 +349,7 @@ class ToolCall:
         with self._lock:
             ran = list(reversed(self._ran))
         for res in ran:
-            if self._effect(res.unit) is Effect.REVERSIBLE:
+            if effect_of(self.spec, res.unit) is Effect.REVERSIBLE:
                 try:
                     self.tool.undo_unit(res.unit, res.value, self.ctx)
                     self.timeline.note("undo", unit=res.unit.path)
@@ -374,20 +373,6 @@ class ToolCall:
             self.timeline.note("leaked_threads", count=leaked)
 
     # --- scheduling --------------------------------------------------------------------------
-
-    def _unit_id(self, unit: Unit) -> Hashable:
-        uid = unit.meta.get("id") if unit.meta else None
-        return uid if uid is not None else unit.path
-
-    def _effect(self, unit: Unit) -> Effect:
-        if unit.pattern < len(self.spec.units):
-            return self.spec.units[unit.pattern].effect
-        return Effect.IRREVERSIBLE
-
-    def _cost_hint(self, unit: Unit) -> float | None:
-        if unit.pattern < len(self.spec.units):
-            return self.spec.units[unit.pattern].cost_ms
-        return None
 
     def _check(self, unit: Unit) -> None:
         """Schema of the unit's value, then the tool's own semantic check. Inline: both are
@@ -474,7 +459,7 @@ class ToolCall:
             tool=self.spec.name,
             call_key=self.call_key,
             unit=unit,
-            effect=self._effect(unit),
+            effect=effect_of(self.spec, unit),
         )
 
     def _run_unit(self, unit: Unit) -> UnitResult:
@@ -543,7 +528,7 @@ class ToolCall:
             self.cost_model.observe_run(
                 self.spec.name, unit.pattern, ut.finished - ut.started, unit_kind(unit.meta)
             )
-        uid = self._unit_id(unit)
+        uid = unit_id(unit)
         with self._lock:
             self.ctx.results[uid] = result.value
             self._ran.append(result)

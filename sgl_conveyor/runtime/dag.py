@@ -16,6 +16,12 @@ def deps_of(unit: Unit) -> tuple[Hashable, ...]:
     return tuple(unit.meta.get("deps", ())) if unit.meta else ()
 
 
+def unit_id(unit: Unit) -> Hashable:
+    """What other units name it by in their deps (and ctx.results): its id, else its path."""
+    uid = unit.meta.get("id") if unit.meta else None
+    return uid if uid is not None else unit.path
+
+
 class Dependencies:
     """The waiting units of one call, and the ids of those that finished."""
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import enum
 
 from sgl_conveyor.runtime.cost_model import BATCH, DEFER
-from sgl_conveyor.tools.spec import Effect, Order
+from sgl_conveyor.tools.spec import Effect, Order, ToolSpec
+from sgl_conveyor.units.base import Unit
 
 
 class Decision(str, enum.Enum):
@@ -20,6 +21,20 @@ class Decision(str, enum.Enum):
     RUN = "run"  # hand to a worker now
     BATCH = "batch"  # join the next hand-off: alone it costs more than it saves
     DEFER = "defer"  # run inline at close: cheaper than any hand-off
+
+
+def effect_of(spec: ToolSpec, unit: Unit) -> Effect:
+    """The unit's declared effect; a unit no pattern declares is irreversible (the safe one)."""
+    if unit.pattern < len(spec.units):
+        return spec.units[unit.pattern].effect
+    return Effect.IRREVERSIBLE
+
+
+def cost_hint(spec: ToolSpec, unit: Unit) -> float | None:
+    """The spec's estimate of the unit's cost (ms), the cost model's prior."""
+    if unit.pattern < len(spec.units):
+        return spec.units[unit.pattern].cost_ms
+    return None
 
 
 def decide(
