@@ -1,9 +1,10 @@
 """`sgl.partial_tool`: the IR node, and the one hook into SGLang's interpreter.
 
 This is the only module that touches sglang internals (StreamExecutor fields and its two
-dispatch methods, wrapped once at import). The node streams the call from the backend, feeds the
-unit detector, hands units to the call's runtime scope, stops decoding the moment the call is
-complete or doomed, and reinjects the result append-only. It never calls `exe.sync()`,
+dispatch methods, wrapped once at import; the one attribute it adds is `exe._conveyor`). The
+node streams the call from the backend, feeds the unit detector, hands units to the call's
+runtime scope, stops decoding the moment the call is complete or doomed, and reinjects the
+result append-only. It never calls `exe.sync()`,
 `exe.fork()` or `exe.text()`: from inside a node they deadlock.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,6 +195,8 @@ class _Attempt:
     error: ToolCallError | None = None
     call: ToolCall | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    last_meta: dict[str, Any] | None = None  # of the latest stream event, while it streams
+    parts: list[str] = field(default_factory=list)  # the call's text (`text +=` is quadratic)
 
 
 @dataclass
@@ -204,6 +207,28 @@ class _Pending:
     role: str
     calls: list[ToolCall]
     prewarm: bool = True
+
+
+@dataclass
+class _ProgramState:
+    """What sgl_conveyor keeps on one StreamExecutor, as its one attribute `_conveyor`."""
+
+    active: ToolCall | None = None  # the call decoding now (cancel reaches it)
+    pending: list[_Pending] = field(default_factory=list)  # results waiting for the role's end
+    cancelled: CallCancelledError | None = None  # the program was cancelled: start no call
+
+    @staticmethod
+    def of(exe: StreamExecutor) -> _ProgramState:
+        state = getattr(exe, "_conveyor", None)
+        if state is None:
+            with _state_lock:  # cancel() may come from another thread
+                state = getattr(exe, "_conveyor", None)
+                if state is None:
+                    state = exe._conveyor = _ProgramState()
+        return state
+
+
+_state_lock = threading.Lock()
 
 
 class _CallRunner:
@@ -280,103 +305,93 @@ class _CallRunner:
         return sp
 
     def _attempt(self, spec: ToolSpec, tool: Any, mode: Mode, index: int) -> _Attempt:
+        """One try at the call: open the stream, feed the detector, hand units to the scope."""
         from sgl_conveyor.units import make_detector
 
         exe = self.exe
-        att = _Attempt()
         call_key = hashlib.sha256((spec.name + "\0" + exe.text_).encode()).hexdigest()[:20]
         call = ToolCall(tool, spec, mode, call_key=call_key, lineage=exe.arguments, attempt=index)
-        att.call = call
-        tl = call.timeline
+        att = _Attempt(call=call)
         detector = make_detector(
             spec.patterns,
             schema=spec.schema if spec.format == "json" else None,
             format=spec.format,
         )
         sp = self._sampling_params(spec)
-        stream: Iterator[tuple[str, dict[str, Any]]] | None = None
-        meta: dict[str, Any] = {}
-        parts: list[str] = []  # the call's text (joined once: `att.text +=` is quadratic)
-        exe._conveyor_active = call
-        try:
-            _raise_if_cancelled(exe)
-            call.begin()
-            stream = open_call_stream(exe.backend, exe, sp)
+        state = _ProgramState.of(exe)
+        with call:
+            state.active = call
             try:
-                for delta, event_meta in stream:
-                    meta = event_meta
-                    if tl.first_token is None:
-                        tl.mark("first_token")
-                    if not delta:
-                        continue
-                    tl.chunks += 1
-                    t0 = time.perf_counter()
-                    before = detector.consumed
-                    try:
-                        units = detector.feed(delta)
-                    except UnitError:
-                        self._append(delta)
-                        parts.append(delta)
-                        raise
-                    t1 = time.perf_counter()
-                    kept = delta if not detector.complete else delta[: detector.consumed - before]
-                    self._append(kept)
-                    parts.append(kept)
-                    t2 = time.perf_counter()
-                    for unit in units:
-                        call.add_unit(unit)
-                    tl.overhead_s += (t1 - t0) + (time.perf_counter() - t2)
-                    if detector.complete:
-                        break
-                    _raise_if_cancelled(exe)
-                    if call.poll() is not None:
-                        raise call.failure
+                att.result = self._decode(call, spec, detector, sp, att)
+            except Exception as e:
+                att.error = _call_error(e, spec, att.last_meta)
             finally:
-                if stream is not None:
-                    _close(stream)
-                tl.mark("stream_end")
-            att.meta = dict(meta or {})
-            tl.prompt_tokens = att.meta.get("prompt_tokens")
-            tl.cached_tokens = att.meta.get("cached_tokens")
-            tl.completion_tokens = att.meta.get("completion_tokens")
-            if not detector.complete:
-                if spec.format == "text" and _finished_by_length(meta):
-                    raise TruncatedCallError(
-                        f"{spec.name} call was cut at max_tokens before it ended",
-                        tool=spec.name,
-                    )
-                for unit in detector.finish():
-                    call.add_unit(unit)
-            value = detector.value()
-            arguments = {spec.text_field: value} if spec.format == "text" else value
-            att.result = call.close(arguments)
-        except UnitSchemaError as e:
-            att.error = SchemaViolationError(
-                f"{spec.name} call cannot match its schema: {e}", tool=spec.name
-            )
-        except IncompleteError as e:
-            why = _finish_reason_text(meta)
-            att.error = TruncatedCallError(
-                f"{spec.name} call ended before it was complete ({why}): {e}", tool=spec.name
-            )
-        except UnitError as e:
-            att.error = MalformedCallError(f"{spec.name} call is malformed: {e}", tool=spec.name)
-        except ToolCallError as e:
-            att.error = e
-        except Exception as e:  # the backend failed mid-stream
-            att.error = ToolExecutionError(
-                f"stream of the {spec.name} call failed: {type(e).__name__}: {e}", tool=spec.name
-            )
-        finally:
-            att.text = "".join(parts)
-            exe._conveyor_active = None
+                att.text = "".join(att.parts)
+                state.active = None
             if att.error is not None:
                 call.abort(att.error)
                 failure = call.failure
                 if isinstance(att.error, ToolCallError) and att.error.unit and failure is not None:
                     att.error = failure  # a unit earlier in the call failed as well: its error
-            call.end()
         return att
+
+    def _decode(self, call: ToolCall, spec: ToolSpec, detector: Any, sp: Any, att: _Attempt) -> Any:
+        """Stream the call into the state and its units into the scope; returns the result."""
+        exe, tl = self.exe, call.timeline
+        _raise_if_cancelled(exe)
+        call.begin()
+        stream = open_call_stream(exe.backend, exe, sp)
+        try:
+            for delta, event_meta in stream:
+                att.last_meta = event_meta
+                if tl.first_token is None:
+                    tl.mark("first_token")
+                if not delta:
+                    continue
+                if self._feed(call, detector, delta, att):
+                    break
+                _raise_if_cancelled(exe)
+                if call.poll() is not None:
+                    raise call.failure
+        finally:
+            _close(stream)
+            tl.mark("stream_end")
+        att.meta = dict(att.last_meta or {})
+        tl.prompt_tokens = att.meta.get("prompt_tokens")
+        tl.cached_tokens = att.meta.get("cached_tokens")
+        tl.completion_tokens = att.meta.get("completion_tokens")
+        if not detector.complete:
+            if spec.format == "text" and _finished_by_length(att.last_meta):
+                raise TruncatedCallError(
+                    f"{spec.name} call was cut at max_tokens before it ended", tool=spec.name
+                )
+            for unit in detector.finish():
+                call.add_unit(unit)
+        value = detector.value()
+        return call.close({spec.text_field: value} if spec.format == "text" else value)
+
+    def _feed(self, call: ToolCall, detector: Any, delta: str, att: _Attempt) -> bool:
+        """One chunk: to the detector, into the state up to where the call ends, its units to
+        the scope. True once the call is complete. Overhead counts our work, not the state's."""
+        tl = call.timeline
+        tl.chunks += 1
+        t0 = time.perf_counter()
+        before = detector.consumed
+        try:
+            units = detector.feed(delta)
+        except UnitError:
+            self._append(delta)
+            att.parts.append(delta)
+            raise
+        t1 = time.perf_counter()
+        kept = delta if not detector.complete else delta[: detector.consumed - before]
+        self._append(kept)
+        att.parts.append(kept)
+        t2 = time.perf_counter()
+        for unit in units:
+            call.add_unit(unit)
+        tl.overhead_s += (t1 - t0) + (time.perf_counter() - t2)
+        return detector.complete
 
     def _inside_role(self) -> bool:
         return self.exe.cur_role is not None
@@ -389,15 +404,12 @@ class _CallRunner:
         if render.style == "inline" or not self._inside_role():
             self._fill(render.inline_template.format(tool=spec.name, content=content))
             return
-        table = exe.chat_template.role_prefix_and_suffix
         role = exe.cur_role
         _, suffix = exe.chat_template.get_prefix_and_suffix(role, exe.messages_)
         turn = exe.text_[exe.cur_role_begin_pos :].lstrip()
         self._fill(suffix)
         exe.messages_.append({"role": role, "content": turn})
-        prefix_t, suffix_t = role_affixes(table, render.role)
-        self._fill(prefix_t + content + suffix_t)
-        exe.messages_.append({"role": render.role, "content": content})
+        _write_message(exe, render.role, content)
         prefix, _ = exe.chat_template.get_prefix_and_suffix(role, exe.messages_)
         self._fill(prefix)
         exe.cur_role_begin_pos = len(exe.text_)
@@ -430,22 +442,13 @@ class _CallRunner:
         style = node.render.style
         if style == "inline" or (style == "auto" and not self._inside_role()):
             self._fill(node.render.inline_template.format(tool=tool_name, content=content))
-            _mark_injected(calls)
-            if node.render.prewarm:
-                _prewarm(exe, calls)
+            _injected(exe, calls, node.render.prewarm)
         elif self._inside_role():
-            pending = getattr(exe, "_conveyor_pending", None)
-            if pending is None:
-                pending = exe._conveyor_pending = []
-            pending.append(_Pending(content, node.render.role, calls, node.render.prewarm))
+            pending = _Pending(content, node.render.role, calls, node.render.prewarm)
+            _ProgramState.of(exe).pending.append(pending)
         else:  # a tool message outside any role: write it now
-            table = exe.chat_template.role_prefix_and_suffix
-            prefix, suffix = role_affixes(table, node.render.role)
-            self._fill(prefix + content + suffix)
-            exe.messages_.append({"role": node.render.role, "content": content})
-            _mark_injected(calls)
-            if node.render.prewarm:
-                _prewarm(exe, calls)
+            _write_message(exe, node.render.role, content)
+            _injected(exe, calls, node.render.prewarm)
 
         for var in (self.name, node.result_name):
             exe.variable_event[var].set()
@@ -455,8 +458,29 @@ class _CallRunner:
             raise last.error
 
 
+def _call_error(e: Exception, spec: ToolSpec, meta: dict[str, Any] | None) -> ToolCallError:
+    """What a failed attempt means to the user: detector errors become call errors."""
+    if isinstance(e, UnitSchemaError):
+        return SchemaViolationError(
+            f"{spec.name} call cannot match its schema: {e}", tool=spec.name
+        )
+    if isinstance(e, IncompleteError):
+        why = _finish_reason_text(meta)
+        return TruncatedCallError(
+            f"{spec.name} call ended before it was complete ({why}): {e}", tool=spec.name
+        )
+    if isinstance(e, UnitError):
+        return MalformedCallError(f"{spec.name} call is malformed: {e}", tool=spec.name)
+    if isinstance(e, ToolCallError):
+        return e
+    # the backend failed mid-stream
+    return ToolExecutionError(
+        f"stream of the {spec.name} call failed: {type(e).__name__}: {e}", tool=spec.name
+    )
+
+
 def _raise_if_cancelled(exe: StreamExecutor) -> None:
-    reason = getattr(exe, "_conveyor_cancel", None)
+    reason = _ProgramState.of(exe).cancelled
     if reason is not None:
         raise reason
 
@@ -467,8 +491,9 @@ def cancel(state: Any, reason: str = "cancelled by the user") -> None:
     start. Their results are CallCancelledError. Safe from any thread."""
     exe = getattr(state, "stream_executor", state)
     error = CallCancelledError(reason)
-    exe._conveyor_cancel = error
-    active = getattr(exe, "_conveyor_active", None)
+    state = _ProgramState.of(exe)
+    state.cancelled = error
+    active = state.active
     if active is not None:
         active.cancel(error)
 
@@ -479,17 +504,29 @@ def _mark_injected(calls: Sequence[ToolCall]) -> None:
         c.timeline.mark("result_injected", t)
 
 
-def _flush_pending(exe: StreamExecutor) -> None:
-    """After the assistant turn that held the call: write the tool message(s)."""
-    pending: list[_Pending] = exe._conveyor_pending
-    exe._conveyor_pending = []
-    for p in pending:
-        prefix, suffix = role_affixes(exe.chat_template.role_prefix_and_suffix, p.role)
-        exe.text_ += prefix + p.content + suffix
-        exe.messages_.append({"role": p.role, "content": p.content})
-        _mark_injected(p.calls)
+def _injected(exe: StreamExecutor, calls: Sequence[ToolCall], prewarm: bool) -> None:
+    _mark_injected(calls)
+    if prewarm:
+        _prewarm(exe, calls)
+
+
+def _write_message(exe: StreamExecutor, role: str, content: str) -> None:
+    """Write one chat message into the state (the role's prefix and suffix around it) and into
+    the executor's messages."""
+    prefix, suffix = role_affixes(exe.chat_template.role_prefix_and_suffix, role)
+    exe.text_ += prefix + content + suffix
+    exe.messages_.append({"role": role, "content": content})
     if exe.stream:
         exe.stream_text_event.set()
+
+
+def _flush_pending(exe: StreamExecutor) -> None:
+    """After the assistant turn that held the call: write the tool message(s)."""
+    state = _ProgramState.of(exe)
+    pending, state.pending = state.pending, []
+    for p in pending:
+        _write_message(exe, p.role, p.content)
+        _mark_injected(p.calls)
     if any(p.prewarm for p in pending):
         _prewarm(exe, [c for p in pending for c in p.calls])
 
@@ -555,7 +592,8 @@ def install() -> None:
             if isinstance(other, SglPartialTool):
                 return _CallRunner(self, other).run()
             out = orig_execute(self, other)
-            if isinstance(other, SglRoleEnd) and getattr(self, "_conveyor_pending", None):
+            state = getattr(self, "_conveyor", None)
+            if isinstance(other, SglRoleEnd) and state is not None and state.pending:
                 _flush_pending(self)
             return out
 

@@ -1,20 +1,18 @@
 """One tool call as a scope that owns all the work it starts.
 
-The node feeds it the call's units as the stream produces them; the scope decides when each
-runs (mode, effect class, order, cost model), runs them on its own worker pool, and at the end
-either returns the tool's result or fails with a typed error. Whatever happens — the call ends,
-fails, is aborted or times out — `end()` leaves nothing running. It never touches a stream.
+The node feeds it the call's units as the stream produces them; the scope asks the policy
+(`runtime.policy`) when each runs, runs them on its executor (`runtime.executor`), and at the
+end either returns the tool's result or fails with a typed error. `with ToolCall(...) as call:`
+leaves nothing running, whatever happens: the call ends, fails, is aborted or times out. It never
+touches a stream.
 """
 
 from __future__ import annotations
 
 import enum
-import json
 import threading
 import time
-import traceback
 import uuid
-from collections.abc import Hashable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -28,16 +26,16 @@ from sgl_conveyor.errors import (
     ToolTimeoutError,
 )
 from sgl_conveyor.runtime.clock import WorkClock
-from sgl_conveyor.runtime.cost_model import (
-    BATCH,
-    DEFER,
-    CostModel,
-    default_cost_model,
-    unit_kind,
-)
+from sgl_conveyor.runtime.cost_model import CostModel, default_cost_model, unit_kind
+from sgl_conveyor.runtime.dag import Dependencies, deps_of, unit_id
+from sgl_conveyor.runtime.executor import Executor
+from sgl_conveyor.runtime.failures import comes_first, raised
 from sgl_conveyor.runtime.ledger import UnitLedger, default_ledger, ledger_key
+from sgl_conveyor.runtime.policy import Decision, cost_hint, decide, effect_of
 from sgl_conveyor.runtime.pool import UnitPool
+from sgl_conveyor.runtime.renderable import unrenderable
 from sgl_conveyor.runtime.timeline import Timeline, UnitTimes
+from sgl_conveyor.runtime.wakeup import Wakeup
 from sgl_conveyor.tools.base import CallContext, Tool, UnitResult
 from sgl_conveyor.tools.spec import Effect, Order, ToolSpec
 from sgl_conveyor.units.base import Unit
@@ -62,7 +60,11 @@ GRACE_S = 2.0  # how long a cancelled unit may take to notice before its thread 
 
 
 class ToolCall:
-    """The scope of one call. Used by one thread (the node's); units run on the pool."""
+    """The scope of one call. Used by one thread (the node's); units run on the executor.
+
+    Use it as a context manager: leaving the block ends the call (and aborts it first if the
+    block raised), so nothing it started outlives it.
+    """
 
     def __init__(
         self,
@@ -93,32 +95,41 @@ class ToolCall:
         self.ctx = CallContext(
             call_id=self.call_id, tool=spec.name, mode=self.mode.value, spec=spec, clock=self._clock
         )
+        self._wakeup = Wakeup()
         workers = 1 if spec.order is Order.SERIAL else spec.max_concurrency
-        self._pool = UnitPool(workers, name=f"conveyor-{spec.name}")
+        self._executor = Executor(workers, f"conveyor-{spec.name}", self._wakeup, self.ledger)
         self._lock = threading.RLock()
         self._units: list[Unit] = []
         self._times: dict[int, UnitTimes] = {}
-        self._futures: dict[int, Future] = {}  # unit index -> future of its UnitResult
         self._held: list[Unit] = []  # irreversible units, run after validation
         self._deferred: list[Unit] = []  # cost model: run inline at close
         self._batch: list[Unit] = []
         self._batch_s = 0.0
-        self._waiting: list[Unit] = []  # DAG units whose dependencies are not finished
-        self._done_ids: set[Any] = set()
-        self._ids: dict[Any, int] = {}
-        # Identical units of this call share one execution; the first copy (in stream order)
-        # claims it, so which unit owns it (and names a failure) never depends on thread timing.
-        self._first_copy: dict[tuple[Any, ...], int] = {}
-        self._claimed: dict[int, threading.Event] = {}
-        self._keys: dict[int, tuple[Any, ...]] = {}  # each unit's ledger key, hashed once
+        self._dag = Dependencies()
         self._ran: list[UnitResult] = []  # finished OK, in completion order (for undo)
         self._start_future: Future | None = None
         self._failure: ToolCallError | None = None
         self._begun = False
         self._closed = False
+        self._aborted = False
         self._ended = False
         self._grace_deadline: float | None = None
-        self._wakers: list[threading.Event] = []  # waits that a doomed call must end at once
+
+    # --- the scope ---------------------------------------------------------------------------
+
+    def __enter__(self) -> ToolCall:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        try:
+            if exc is not None and not self._aborted:
+                self.abort(exc)
+        finally:
+            self.end()
+
+    @property
+    def _pool(self) -> UnitPool:
+        return self._executor.pool
 
     # --- state -------------------------------------------------------------------------------
 
@@ -133,11 +144,12 @@ class ToolCall:
         comes first in the call (not the one whose thread lost the race), so a call fails the
         same way in every mode and on every run."""
         with self._lock:
-            if self._failure is None or self._comes_first(error, self._failure):
+            positions = {ut.path: i for i, ut in self._times.items()}
+            if self._failure is None or comes_first(error, self._failure, positions):
                 self._failure = error
-            for woken in self._wakers:
-                woken.set()
-            return self._failure
+            failure = self._failure
+        self._wakeup.notify()  # no wait outlives a doomed call
+        return failure
 
     def cancel(self, error: CallCancelledError | None = None) -> None:
         """Cancel the call from any thread, in whatever phase it is: decoding stops at the next
@@ -146,20 +158,13 @@ class ToolCall:
         self._fail(error or CallCancelledError("the call was cancelled", tool=self.spec.name))
         self.ctx.cancelled.set()
 
-    def _comes_first(self, new: ToolCallError, old: ToolCallError) -> bool:
-        if new is old or not new.unit or not old.unit:
-            return False
-        where = {ut.path: i for i, ut in self._times.items()}
-        i, j = where.get(new.unit), where.get(old.unit)
-        return i is not None and j is not None and i < j
+    # --- time limits -------------------------------------------------------------------------
 
     def poll(self) -> ToolCallError | None:
         """Check running units against their time limits; cheap enough to call per token."""
         if self._failure is None and self._begun:
             now = time.perf_counter()
-            with self._lock:
-                running = [ut for ut in self._times.values() if ut.started and not ut.finished]
-            for ut in running:
+            for ut in self._running():
                 limit = self._unit_timeout(ut.index)
                 if now - (ut.started or now) > limit:
                     self._fail(
@@ -173,6 +178,22 @@ class ToolCall:
             if self._clock.expired():
                 self._fail(self._call_timeout())
         return self._failure
+
+    def _running(self) -> list[UnitTimes]:
+        with self._lock:
+            return [ut for ut in self._times.values() if ut.started and not ut.finished]
+
+    def _next_deadline(self) -> float | None:
+        """When `poll` could next find a limit passed (monotonic), or None: what a wait after
+        the stream sleeps until, unless something changes first."""
+        offset = time.monotonic() - time.perf_counter()
+        ends = [
+            (ut.started or 0.0) + self._unit_timeout(ut.index) + offset for ut in self._running()
+        ]
+        if self._clock.running:
+            ends.append(time.monotonic() + max(0.0, self._clock.remaining()))
+        # A hair past the limit: poll's comparisons are strict.
+        return min(ends) + 0.001 if ends else None
 
     def _call_timeout(self) -> ToolTimeoutError:
         return ToolTimeoutError(
@@ -206,7 +227,7 @@ class ToolCall:
 
     def add_unit(self, unit: Unit) -> None:
         """A unit became final. Raises ToolCallError if it dooms the call (the node then stops
-        decoding at once); otherwise schedules it according to the mode."""
+        decoding at once); otherwise schedules it as the policy decides."""
         if not self._begun:
             self.begin()
         if self._failure is not None:
@@ -215,7 +236,7 @@ class ToolCall:
             unit.path,
             unit.index,
             id=unit.meta.get("id") if unit.meta else None,
-            deps=tuple(unit.meta.get("deps", ())) if unit.meta else (),
+            deps=deps_of(unit),
         )
         with self._lock:
             if unit.index != len(self._units):
@@ -226,40 +247,29 @@ class ToolCall:
                 )
             self._units.append(unit)
             self._times[unit.index] = ut
-            self._ids[self._unit_id(unit)] = unit.index
-            key = self._keys[unit.index] = self._ledger_key(unit)
-            first = self._first_copy.setdefault(key, unit.index)
-            self._claimed[unit.index] = self._claimed.get(first) or threading.Event()
-        if self.mode is not Mode.PARTIAL:
-            ut.decision = "end"  # runs when the call is complete
-            return
-        self._check(unit)
-        serial = self.spec.order is Order.SERIAL
-        if not self._effect(unit).runs_early or (serial and self._held):
-            # Irreversible: after validation. In a serial tool, whatever follows a held unit
-            # waits behind it, or the order of execution would change.
-            ut.decision = "hold"
-            self._held.append(unit)
-            return
-        decision, expected = "run", None
-        if self.spec.cost_model:
-            decision, expected = self.cost_model.decide(
-                self.spec.name, unit.pattern, self._cost_hint(unit), unit_kind(unit.meta)
+            self._executor.add(unit.index, self._ledger_key(unit))
+        if self.mode is Mode.PARTIAL:
+            self._check(unit)
+        cost, expected = None, None
+        if self.mode is Mode.PARTIAL and self.spec.cost_model:
+            cost, expected = self.cost_model.decide(
+                self.spec.name, unit.pattern, cost_hint(self.spec, unit), unit_kind(unit.meta)
             )
-        if decision == DEFER and serial:
-            decision = BATCH  # inline at close would overtake units queued on the worker
-        if decision == DEFER:
-            ut.decision = "defer"
+        decision = decide(
+            self.mode.value, effect_of(self.spec, unit), self.spec.order, bool(self._held), cost
+        )
+        ut.decision = decision.value
+        if decision is Decision.HOLD:
+            self._held.append(unit)
+        elif decision is Decision.DEFER:
             self._deferred.append(unit)
-        elif decision == BATCH:
-            ut.decision = "batch"
+        elif decision is Decision.BATCH:
             self._batch.append(unit)
             self._batch_s += expected or 0.0
             if self._batch_s >= self.cost_model.batch_target_s():
                 self._flush_batch()
-        else:
-            ut.decision = "run"
-            if serial:
+        elif decision is Decision.RUN:
+            if self.spec.order is Order.SERIAL:
                 self._flush_batch()
             self._schedule(unit)
 
@@ -311,20 +321,15 @@ class ToolCall:
 
     def abort(self, error: BaseException | None = None) -> None:
         """Cancel everything the call started; undo reversible units that ran."""
+        self._aborted = True
         reason = error if isinstance(error, ToolCallError) else None
         if reason is not None:
             self._fail(reason)
         self.timeline.mark("aborted")
         self.timeline.abort_reason = str(error) if error is not None else "aborted"
         self.ctx.cancelled.set()
-        with self._lock:
-            futures = list(self._futures.values())
-            waiting, self._waiting = self._waiting, []
-            claims = list(self._claimed.values())
-        for event in claims:
-            event.set()  # a copy waiting for a first copy that will never run: let it end
-        for f in futures:
-            f.cancel()
+        waiting = self._dag.drop()
+        futures = self._executor.cancel()
         for unit in waiting:
             self._times[unit.index].decision = "skip"
         deadline = self._grace_deadline = time.monotonic() + GRACE_S
@@ -333,22 +338,26 @@ class ToolCall:
                 f.result(timeout=max(0.0, deadline - time.monotonic()))
             except BaseException:
                 pass
-        with self._lock:
-            ran = list(reversed(self._ran))
-        for res in ran:
-            if self._effect(res.unit) is Effect.REVERSIBLE:
-                try:
-                    self.tool.undo_unit(res.unit, res.value, self.ctx)
-                    self.timeline.note("undo", unit=res.unit.path)
-                except BaseException as e:  # SystemExit too: a program must end
-                    self.timeline.note("undo_failed", unit=res.unit.path, error=repr(e))
+        self._undo()
         try:
             self.tool.abort(self.ctx, error)
         except BaseException as e:  # SystemExit too: a program must end
             self.timeline.note("abort_failed", error=repr(e))
 
+    def _undo(self) -> None:
+        """Undo the reversible units that ran, the last one first."""
+        with self._lock:
+            ran = list(reversed(self._ran))
+        for res in ran:
+            if effect_of(self.spec, res.unit) is Effect.REVERSIBLE:
+                try:
+                    self.tool.undo_unit(res.unit, res.value, self.ctx)
+                    self.timeline.note("undo", unit=res.unit.path)
+                except BaseException as e:  # SystemExit too: a program must end
+                    self.timeline.note("undo_failed", unit=res.unit.path, error=repr(e))
+
     def end(self) -> None:
-        """Leave nothing running: stop the pool and join its threads. Always call it."""
+        """Leave nothing running: stop the workers and join them. Leaving `with` calls it."""
         if self._ended:
             return
         self._ended = True
@@ -358,26 +367,12 @@ class ToolCall:
         grace = GRACE_S
         if self._grace_deadline is not None:
             grace = max(0.1, self._grace_deadline - time.monotonic())
-        leaked = self._pool.shutdown(timeout=grace)
+        leaked = self._executor.shutdown(grace)
         self.timeline.leaked_threads = leaked
         if leaked:
             self.timeline.note("leaked_threads", count=leaked)
 
     # --- scheduling --------------------------------------------------------------------------
-
-    def _unit_id(self, unit: Unit) -> Hashable:
-        uid = unit.meta.get("id") if unit.meta else None
-        return uid if uid is not None else unit.path
-
-    def _effect(self, unit: Unit) -> Effect:
-        if unit.pattern < len(self.spec.units):
-            return self.spec.units[unit.pattern].effect
-        return Effect.IRREVERSIBLE
-
-    def _cost_hint(self, unit: Unit) -> float | None:
-        if unit.pattern < len(self.spec.units):
-            return self.spec.units[unit.pattern].cost_ms
-        return None
 
     def _check(self, unit: Unit) -> None:
         """Schema of the unit's value, then the tool's own semantic check. Inline: both are
@@ -405,20 +400,13 @@ class ToolCall:
 
     def _schedule(self, unit: Unit) -> None:
         """Dispatch now, or (DAG) once the unit's dependencies have finished."""
-        if self.spec.order is Order.DAG:
-            deps = tuple(unit.meta.get("deps", ())) if unit.meta else ()
-            with self._lock:
-                if not all(d in self._done_ids for d in deps):
-                    self._waiting.append(unit)
-                    return
+        if self.spec.order is Order.DAG and self._dag.hold_back(unit):
+            return
         self._dispatch(unit)
 
     def _dispatch(self, unit: Unit) -> None:
-        ut = self._times[unit.index]
-        ut.dispatched = time.perf_counter()
-        fut = self._pool.submit(self._run_unit, unit)
-        with self._lock:
-            self._futures[unit.index] = fut
+        self._times[unit.index].dispatched = time.perf_counter()
+        self._executor.submit_unit(unit.index, self._run_unit, unit)
 
     def _flush_batch(self) -> None:
         if not self._batch:
@@ -431,37 +419,21 @@ class ToolCall:
         now = time.perf_counter()
         for unit in batch:
             self._times[unit.index].dispatched = now
-        batch_future = self._pool.submit(self._run_batch, batch)
-        for unit in batch:
-            fut: Future = Future()
-            fut.set_running_or_notify_cancel()
-            with self._lock:
-                self._futures[unit.index] = fut
-            batch_future.add_done_callback(_resolve_from_batch(fut, unit.index))
-
-    def _run_batch(self, batch: list[Unit]) -> dict[int, UnitResult]:
-        return {unit.index: self._run_unit(unit) for unit in batch}
+        self._executor.submit_batch(
+            [u.index for u in batch], lambda: {u.index: self._run_unit(u) for u in batch}
+        )
 
     def _run_inline(self, unit: Unit) -> None:
         if self.spec.order is not Order.PARALLEL:
-            self._await_predecessors(unit)
-        fut: Future = Future()
-        fut.set_running_or_notify_cancel()
+            for f in self._executor.futures_before(unit.index):
+                self._wait_future(f)
         self._times[unit.index].dispatched = time.perf_counter()
-        fut.set_result(self._run_unit(unit))
-        with self._lock:
-            self._futures[unit.index] = fut
-
-    def _await_predecessors(self, unit: Unit) -> None:
-        with self._lock:
-            before = [f for i, f in self._futures.items() if i < unit.index]
-        for f in before:
-            self._wait_future(f, self._units[unit.index])
+        self._executor.run_inline(unit.index, self._run_unit, unit)
 
     def _start_tool(self) -> None:
         # A tool without a warm-up costs no thread hand-off.
         if type(self.tool).start is not Tool.start:
-            self._start_future = self._pool.submit(self._run_start)
+            self._start_future = self._executor.submit(self._run_start)
 
     def _run_start(self) -> None:
         self.timeline.mark("tool_start")
@@ -487,22 +459,15 @@ class ToolCall:
             tool=self.spec.name,
             call_key=self.call_key,
             unit=unit,
-            effect=self._effect(unit),
+            effect=effect_of(self.spec, unit),
         )
 
     def _run_unit(self, unit: Unit) -> UnitResult:
         """Runs on a worker (or inline for deferred units). Never raises: the outcome is in
         the UnitResult, and a failure dooms the call through `_fail`."""
-        key = self._keys.get(unit.index) or self._ledger_key(unit)
-        claimed = self._claimed.get(unit.index)
-        first = self._first_copy.get(key, unit.index)
-        try:
-            if first != unit.index and claimed is not None:
-                claimed.wait(self._unit_timeout(unit.index))  # the first copy claims first
+        key = self._executor.key(unit.index) or self._ledger_key(unit)
+        with self._executor.turn(unit.index, key, self._unit_timeout(unit.index)):
             return self._run_claimed(unit, key)
-        finally:
-            if first == unit.index and claimed is not None:
-                claimed.set()  # claimed, or never will be: later copies go on either way
 
     def _run_claimed(self, unit: Unit, key: tuple[Any, ...]) -> UnitResult:
         ut = self._times[unit.index]
@@ -518,29 +483,26 @@ class ToolCall:
                 result.error = e if isinstance(e, ToolCallError) else self._wrap(e, unit)
                 return result
         ut.started = time.perf_counter()
+        self._wakeup.notify()  # a new deadline for the waits after the stream
         if ut.dispatched is not None:
             # The hand-off cost only: time spent waiting for the tool's warm-up is not overhead.
             ready = max(ut.dispatched, self.timeline.tool_ready or 0.0)
             self.cost_model.observe_overhead(max(0.0, ut.started - ready))
         ut.work = f"{hash(key[1:]) & 0xFFFFFFFFFFFF:012x}"
-        owner, shared = self.ledger.claim(key, self._lineage_owner)
-        claimed = self._claimed.get(unit.index)
-        if claimed is not None and self._first_copy.get(key) == unit.index:
-            claimed.set()
+        owner = False
+
+        def shared() -> None:
+            ut.decision = "shared"
+
         try:
-            if owner:
-                try:
-                    value = self.tool.run_unit(unit, self.ctx)
-                except BaseException as e:
-                    shared.set_exception(e)
-                    self.ledger.release(key, shared)
-                    raise
-                shared.set_result(value)
-            else:
-                ut.decision = "shared"
-                remaining = self._unit_timeout(unit.index)
-                value = shared.result(timeout=remaining)
-            result.value = value
+            owner, result.value = self._executor.run_once(
+                unit.index,
+                key,
+                self._lineage_owner,
+                lambda: self.tool.run_unit(unit, self.ctx),
+                on_shared=shared,
+                timeout=self._unit_timeout(unit.index),
+            )
             ut.ok = True
         except ToolCallError as e:
             e.tool = e.tool or self.spec.name
@@ -566,63 +528,46 @@ class ToolCall:
             self.cost_model.observe_run(
                 self.spec.name, unit.pattern, ut.finished - ut.started, unit_kind(unit.meta)
             )
-        uid = self._unit_id(unit)
+        uid = unit_id(unit)
         with self._lock:
             self.ctx.results[uid] = result.value
             self._ran.append(result)
-            self._done_ids.add(uid)
-            ready = [
-                u
-                for u in self._waiting
-                if all(d in self._done_ids for d in (u.meta.get("deps", ()) if u.meta else ()))
-            ]
-            self._waiting = [u for u in self._waiting if u not in ready]
-        for u in ready:
+        for u in self._dag.finished(uid):
             self._dispatch(u)
+            self._dag.dispatched(u)
         return result
 
     def _wrap(self, e: BaseException, unit: Unit | None) -> ToolCallError:
-        tb = traceback.extract_tb(e.__traceback__)
-        where = f" ({tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
-        path = unit.path if unit is not None else None
-        what = f"unit {path}" if path else "the call"
-        return ToolExecutionError(
-            f"{self.spec.name} raised on {what}: {type(e).__name__}: {e}{where}",
-            tool=self.spec.name,
-            unit=path,
-        )
+        return raised(self.spec.name, e, unit.path if unit is not None else None)
 
     # --- completion --------------------------------------------------------------------------
 
-    def _wait_future(self, fut: Future, unit: Unit) -> UnitResult:
-        while True:
-            self.poll()  # unit limits, and the call's limit on what runs after the stream
-            if self._failure is not None and not fut.done():
-                raise self._failure
-            try:
-                return fut.result(timeout=0.05)
-            except FutureTimeout:
-                continue
+    def _wait_doomed(self, ready: Any) -> None:
+        """Sleep until `ready()`, the call is doomed, or a limit may have passed; then check
+        the limits (unit limits, and the call's on what runs after the stream)."""
+        doomed_or_ready = lambda: self._failure is not None or ready()
+        while self.poll() is None and not ready():
+            self._wakeup.wait_until(doomed_or_ready, self._next_deadline)
+
+    def _wait_future(self, fut: Future) -> UnitResult:
+        self._wait_doomed(fut.done)
+        if self._failure is not None and not fut.done():
+            raise self._failure
+        return fut.result()
 
     def _await_all(self) -> list[UnitResult]:
         results: list[UnitResult] = []
         for unit in self._units:
-            while True:
-                with self._lock:
-                    fut = self._futures.get(unit.index)
-                    waiting = unit in self._waiting
-                if fut is not None:
-                    break
-                if not waiting:
-                    raise self._fail(
-                        ToolCallError(f"unit {unit.path} was never scheduled", tool=self.spec.name)
-                    )
-                # a DAG unit still waiting for its dependencies
-                self.poll()
+            # A DAG unit may still wait for its dependencies: sleep until it is dispatched.
+            self._wait_doomed(lambda u=unit: self._scheduled(u))
+            fut = self._executor.future(unit.index)
+            if fut is None:
                 if self._failure is not None:
                     raise self._failure
-                time.sleep(0.002)
-            res = self._wait_future(fut, unit)
+                raise self._fail(
+                    ToolCallError(f"unit {unit.path} was never scheduled", tool=self.spec.name)
+                )
+            res = self._wait_future(fut)
             if res.error is not None:
                 raise self._fail(res.error)
             results.append(res)
@@ -640,23 +585,22 @@ class ToolCall:
                 ) from None
         return results
 
+    def _scheduled(self, unit: Unit) -> bool:
+        """Dispatched (it has a future), or never will be (it is not waiting either)."""
+        if self._executor.future(unit.index) is not None:
+            return True
+        return not self._dag.pending(unit)
+
     def _wait_or_doom(self, fut: Future) -> None:
         """Wait for `fut` within the call's limit, but return at once if the call is doomed
         meanwhile (cancel(), a failing unit): no phase outlives a cancellation."""
-        woken = threading.Event()
-        fut.add_done_callback(lambda _: woken.set())
-        with self._lock:
-            self._wakers.append(woken)
-        try:
-            if self._failure is None:
-                woken.wait(max(0.0, self._clock.remaining()))
-        finally:
-            with self._lock:
-                self._wakers.remove(woken)
+        fut.add_done_callback(lambda _: self._wakeup.notify())
+        until = time.monotonic() + max(0.0, self._clock.remaining())
+        self._wakeup.wait_until(lambda: self._failure is not None or fut.done(), lambda: until)
 
     def _finish(self, arguments: Any, results: list[UnitResult]) -> Any:
         self.timeline.mark("finish_start")
-        fut = self._pool.submit(self.tool.finish, arguments, results, self.ctx)
+        fut = self._executor.submit(self.tool.finish, arguments, results, self.ctx)
         self._wait_or_doom(fut)
         try:
             if self._failure is not None:
@@ -677,40 +621,13 @@ class ToolCall:
             raise self._fail(self._wrap(e, None)) from None
         finally:
             self.timeline.mark("finish_end")
-        try:
-            json.dumps(value, default=_reject)
-        except RecursionError:
+        why = unrenderable(value)
+        if why is not None:
             raise self._fail(
                 ResultNotSerializableError(
-                    f"{self.spec.name} returned a result that cannot be rendered: it is nested "
-                    "too deeply",
+                    f"{self.spec.name} returned a result that cannot be rendered: {why}",
                     tool=self.spec.name,
                 )
-            ) from None
-        except (TypeError, ValueError) as e:
-            raise self._fail(
-                ResultNotSerializableError(
-                    f"{self.spec.name} returned a result that cannot be rendered: {e}",
-                    tool=self.spec.name,
-                )
-            ) from None
+            )
         self.timeline.mark("result_ready")
         return value
-
-
-def _reject(obj: Any) -> Any:
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    if isinstance(obj, Mapping):
-        return dict(obj)
-    raise TypeError(f"object of type {type(obj).__name__} is not JSON serializable")
-
-
-def _resolve_from_batch(fut: Future, index: int):
-    def done(batch_future: Future) -> None:
-        try:
-            fut.set_result(batch_future.result()[index])
-        except BaseException as e:
-            fut.set_exception(e)
-
-    return done

@@ -474,3 +474,45 @@ def test_when_several_units_fail_the_call_fails_with_the_earliest_units_error():
     call.abort(first.value)
     call.end()
     assert "x failed" in str(call.failure)  # what the call reports: the earliest unit's error
+
+
+def test_leaving_the_with_block_ends_the_call_and_aborts_it_if_the_block_raised():
+    call, tool = new_call(make_spec(effect="reversible"))
+    with pytest.raises(RuntimeError, match="the node failed"), call:
+        call.begin()
+        call.add_unit(unit(0, "a"))
+        time.sleep(0.05)
+        raise RuntimeError("the node failed")
+    assert tool.undone == ["a"] and tool.aborted == 1
+    assert call.ctx.cancelled.is_set()
+    assert call.timeline.leaked_threads == 0
+
+
+def test_a_call_used_with_with_returns_its_result_and_leaves_no_thread():
+    before = threading.active_count()
+    call, tool = new_call(make_spec())
+    with call:
+        call.begin()
+        call.add_unit(unit(0, "a:10"))
+        assert call.close({"items": ["a:10"]})["values"] == ["A"]
+    assert tool.aborted == 0
+    assert threading.active_count() <= before
+
+
+def test_waiting_for_slow_units_after_the_stream_does_not_spin():
+    call, _ = new_call(make_spec())
+    polls = 0
+    poll = call.poll
+
+    def counted():
+        nonlocal polls
+        polls += 1
+        return poll()
+
+    call.poll = counted
+    with call:
+        call.begin()
+        call.add_unit(unit(0, "a:400"))
+        call.close({"items": ["a:400"]})
+    # Woken by changes (a start, a result), never by a timer: a handful of looks, not one per tick.
+    assert polls < 6
