@@ -63,13 +63,13 @@ ABORT_NOTES = frozenset({"undo", "undo_failed", "abort_failed"})
 # --- the ideal of one call ----------------------------------------------------------------------
 
 
-def unit_effect(path: str, patterns: Sequence[tuple[str, str]]) -> str:
+def unit_effect(path: str, patterns: Sequence[tuple[str, str]], piece_of: str | None = None) -> str:
     """The effect of the unit at `path`, from a spec's unit patterns [(pattern path, effect)].
 
-    A split piece (`/code#3`) belongs to its string's pattern (`/code`); `*` matches one segment.
-    A unit no pattern matches is irreversible, as in the runtime.
+    A split piece (`/code#3`, `piece_of` "/code") belongs to its string's pattern (`/code`);
+    `*` matches one segment. A unit no pattern matches is irreversible, as in the runtime.
     """
-    tokens = _tokens(_field_path(path))
+    tokens = _tokens(piece_of or _field_path(path))
     for pattern, effect in patterns:
         ptoks = _tokens(pattern)
         if len(ptoks) != len(tokens):
@@ -81,7 +81,7 @@ def unit_effect(path: str, patterns: Sequence[tuple[str, str]]) -> str:
 
 def _field_path(path: str) -> str:
     """The path of the text field a unit at `path` is a piece of (`/code#3` -> `/code`), or
-    `path` itself for a whole unit."""
+    `path` itself for a whole unit: for records written before units said so (`piece_of`)."""
     return _SPLIT_SUFFIX.sub("", path)
 
 
@@ -95,7 +95,10 @@ def held_units(call: Mapping[str, Any], patterns: Sequence[tuple[str, str]] = ()
     decisions say nothing)."""
     held = set()
     for u in call.get("units", ()):
-        if u.get("decision") == "hold" or unit_effect(u["path"], patterns) == "irreversible":
+        if (
+            u.get("decision") == "hold"
+            or unit_effect(u["path"], patterns, u.get("piece_of")) == "irreversible"
+        ):
             held.add(int(u["index"]))
     return held
 

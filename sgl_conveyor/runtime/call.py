@@ -237,6 +237,7 @@ class ToolCall:
             unit.index,
             id=unit.meta.get("id") if unit.meta else None,
             deps=deps_of(unit),
+            piece_of=unit.piece_of,
         )
         with self._lock:
             if unit.index != len(self._units):

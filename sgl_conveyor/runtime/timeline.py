@@ -31,6 +31,7 @@ class UnitTimes:
     deps: tuple[Any, ...] = ()
     id: Any = None
     work: str | None = None  # the ledger's key of its execution: identical units share one
+    piece_of: str | None = None  # the text field it is a piece of (a statement of /code)
 
     @property
     def run_s(self) -> float | None:
@@ -148,6 +149,7 @@ class Timeline:
             "units": [
                 {
                     "path": u.path,
+                    "piece_of": u.piece_of,
                     "index": u.index,
                     "id": u.id,
                     "deps": list(u.deps),
