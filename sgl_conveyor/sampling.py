@@ -37,27 +37,32 @@ GEN_PARAMETERS = (
     "json_schema",
 )
 
+# Knobs both the SGLang server's `sampling_params` and `program.run(...)` take by these names.
+_SHARED = (
+    "max_new_tokens",
+    "n",
+    "stop",
+    "stop_token_ids",
+    "stop_regex",
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "frequency_penalty",
+    "presence_penalty",
+    "ignore_eos",
+)
+
 # The SGLang server's `sampling_params` keys (sglang/srt/sampling/sampling_params.py).
 SERVER_SAMPLING_KEYS = frozenset(
     {
-        "max_new_tokens",
-        "stop",
-        "stop_token_ids",
-        "stop_regex",
-        "temperature",
-        "top_p",
-        "top_k",
-        "min_p",
-        "frequency_penalty",
-        "presence_penalty",
+        *_SHARED,
         "repetition_penalty",
         "min_new_tokens",
-        "n",
         "json_schema",
         "regex",
         "ebnf",
         "structural_tag",
-        "ignore_eos",
         "skip_special_tokens",
         "spaces_between_special_tokens",
         "no_stop_trim",
@@ -81,26 +86,7 @@ SERVER_LOGPROB_FIELDS = (
 
 # Arguments of `program.run(...)` that say how a program runs, not what it is given: a task's
 # input may not use these names (the eval would pass them as run options).
-RUN_PARAMETERS = frozenset(
-    {
-        "max_new_tokens",
-        "n",
-        "stop",
-        "stop_token_ids",
-        "stop_regex",
-        "temperature",
-        "top_p",
-        "top_k",
-        "min_p",
-        "frequency_penalty",
-        "presence_penalty",
-        "ignore_eos",
-        *SERVER_LOGPROB_FIELDS,
-        "stream",
-        "backend",
-        "use_thread",
-    }
-)
+RUN_PARAMETERS = frozenset({*_SHARED, *SERVER_LOGPROB_FIELDS, "stream", "backend", "use_thread"})
 
 _DTYPES = {
     "int": (REGEX_INT, True),
