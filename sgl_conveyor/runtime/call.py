@@ -93,7 +93,12 @@ class ToolCall:
         # the stream ended. Decoding, however slow, never uses it up.
         self._clock = WorkClock(spec.timeout_s)
         self.ctx = CallContext(
-            call_id=self.call_id, tool=spec.name, mode=self.mode.value, spec=spec, clock=self._clock
+            call_id=self.call_id,
+            tool=spec.name,
+            mode=self.mode.value,
+            spec=spec,
+            clock=self._clock,
+            on_note=self.timeline.note,
         )
         self._wakeup = Wakeup()
         workers = 1 if spec.order is Order.SERIAL else spec.max_concurrency

@@ -9,7 +9,6 @@ about streams or backends; the runtime calls them from worker threads.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -53,7 +52,8 @@ class CallContext:
     state: dict[str, Any] = field(default_factory=dict)
     results: dict[Any, Any] = field(default_factory=dict)
     cancelled: threading.Event = field(default_factory=threading.Event)
-    _notes: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list, repr=False)
+    # Where note() goes: the call's timeline when the runtime runs the call.
+    on_note: Callable[..., None] | None = field(default=None, repr=False)
 
     @property
     def limits(self) -> Mapping[str, Any]:
@@ -74,8 +74,10 @@ class CallContext:
         return None if self.clock is None else self.clock.remaining()
 
     def note(self, event: str, **fields: Any) -> None:
-        """Record a tool-specific event in the call's timeline (e.g. 'connected')."""
-        self._notes.append((time.perf_counter(), event, fields))
+        """Record a tool-specific event in the call's timeline (e.g. 'connected'); it shows in
+        `sgl_conveyor.call_report` with the runtime's own notes."""
+        if self.on_note is not None:
+            self.on_note(event, **fields)
 
     def key(self, unit: Unit) -> str:
         return unit_key(self.call_id, unit)
