@@ -100,20 +100,26 @@ class ToolRegistry:
             t.close()
 
 
+def _import_implementation(path: str) -> Any:
+    """The object a spec's `implementation` ('module:Class') names; raises ImportError or
+    AttributeError."""
+    module_name, _, attr = path.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 def _check_against_implementation(spec: ToolSpec, impl: ToolImpl | None) -> None:
     """Let the implementation reject a spec it cannot serve (bad limits, say) when the spec is
     registered, not at its first call. An implementation that cannot be imported yet is left
     to `tool()`, which reports it."""
-    cls = impl if inspect.isclass(impl) else type(impl) if isinstance(impl, Tool) else None
     if impl is None and spec.implementation:
-        module_name, _, attr = spec.implementation.partition(":")
         try:
-            obj: Any = importlib.import_module(module_name)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
+            impl = _import_implementation(spec.implementation)
         except (ImportError, AttributeError):
             return
-        cls = obj if inspect.isclass(obj) else None
+    cls = impl if inspect.isclass(impl) else type(impl) if isinstance(impl, Tool) else None
     if cls is not None and issubclass(cls, Tool):
         cls.check_spec(spec)
 
@@ -127,18 +133,14 @@ def _instantiate(spec: ToolSpec, impl: ToolImpl | None) -> Tool:
                 source=spec.source,
                 field="conveyor/implementation",
             )
-        module_name, _, attr = spec.implementation.partition(":")
         try:
-            obj: Any = importlib.import_module(module_name)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
+            impl = _import_implementation(spec.implementation)
         except (ImportError, AttributeError) as e:
             raise ToolSpecError(
                 f"cannot import implementation {spec.implementation!r}: {e}",
                 source=spec.source,
                 field="conveyor/implementation",
             ) from e
-        impl = obj
     if isinstance(impl, Tool):
         impl.spec = spec
         return impl
