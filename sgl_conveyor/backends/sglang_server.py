@@ -5,6 +5,9 @@ response, so a call known to be invalid (or already complete) keeps decoding on 
 stream carries a `rid`, and closing it aborts the request (`POST /abort_request`) and closes the
 connection. `ConveyorEndpoint` is a drop-in `RuntimeEndpoint` whose every stream behaves so;
 programs that pass a plain `sgl.RuntimeEndpoint` get the same for their partial tools.
+Behind SGLang's router the close is what stops the request: sglang-router 0.3.2 has no
+`/abort_request` route (it answers 404), but it drops its connection to the worker when the
+client's goes, and the worker (an SGLang server or `sgl-conveyor serve`) aborts on that.
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ def abort_request(endpoint: RuntimeEndpoint, rid: str) -> None:
 
 
 def stream_generate(
-    endpoint: RuntimeEndpoint, s: Any, sampling_params: Any
+    endpoint: RuntimeEndpoint, s: Any, sampling_params: Any, *, rid: str | None = None
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """`/generate` with `stream: true` and a request id; closing the iterator aborts it.
 
@@ -81,7 +84,7 @@ def stream_generate(
     default cumulative events and `--incremental-streaming-output` deltas. A server error event
     raises BackendError with the server's message.
     """
-    rid = uuid.uuid4().hex
+    rid = rid or uuid.uuid4().hex
     data = _payload(endpoint, s, sampling_params, rid)
     try:
         res = requests.post(
