@@ -2,12 +2,13 @@
 under memory pressure.
 
 One `sgl-conveyor serve` worker with a small prefix cache, and unrelated traffic (distinct
-~300-token prompts, two at a time, without pause) that churns it. A search program whose tool
-takes `--tool-s` seconds after its call closes runs again and again, alternately asking the
-server to pin its prefix while the tool runs (the default `+pin` request id) and not asking
-(`set_default_pin_seconds(0)`): same server, same traffic, interleaved. The follow-up is the
-request that reinjects the result (sglang's `cache_prefix`, the first request after the tool):
-its prompt tokens found in the cache, its latency, and the program's latency, per mode.
+prompts of 100 made-up words, two streams with short pauses) that churns it. A search program
+whose tool takes `--tool-s` seconds after its call closes runs again and again, alternately
+asking the server to pin its prefix while the tool runs (the default `+pin` request id) and
+not asking (`set_default_pin_seconds(0)`): same server, same traffic, interleaved. The
+follow-up is the request that reinjects the result (sglang's `cache_prefix`, the first request
+after the tool): the share of what it could reuse (the call's prompt and output) that it found
+in the cache, its latency, and the program's latency, per mode.
 
     python -m sgl_conveyor.eval.bench_pinning --trials 6 --out eval/out/pinning.json
 """
@@ -85,8 +86,8 @@ def _endpoint(url: str, followups: list[dict[str, Any]]) -> Any:
 
 def _traffic(url: str, stop: threading.Event, seed: int) -> None:
     rng = random.Random(seed)
-    while not stop.is_set():
-        text = " ".join(rng.choice(WORDS) for _ in range(300))
+    while not stop.wait(0.3):  # a pause: pressure on the cache, not a saturated CPU
+        text = " ".join(rng.choice(WORDS) for _ in range(100))
         body = {"text": text, "sampling_params": {"max_new_tokens": 1, "temperature": 0}}
         try:
             requests.post(url + "/generate", json=body, timeout=120)
@@ -105,6 +106,9 @@ def _trial(url: str, program: Any, question: str, pin: bool) -> dict[str, Any]:
     latency = time.perf_counter() - t0
     if not followups:
         return {"pin": pin, "error": repr(state.error() or "no follow-up request")}
+    import sgl_conveyor
+
+    call = sgl_conveyor.call_report(state, "call")["calls"][-1]
     f = followups[0]
     return {
         "pin": pin,
@@ -112,6 +116,9 @@ def _trial(url: str, program: Any, question: str, pin: bool) -> dict[str, Any]:
         "followup_s": f["latency_s"],
         "followup_prompt_tokens": f["prompt_tokens"],
         "followup_cached_tokens": f["cached_tokens"],
+        # what the follow-up could reuse: the call's prompt and output (the tool's result
+        # after them is new text, prefilled in any case)
+        "reusable_tokens": call["prompt_tokens"] + call["completion_tokens"],
     }
 
 
@@ -124,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m sgl_conveyor.eval.bench_pinning", description=__doc__
     )
     p.add_argument("--trials", type=int, default=6, help="runs per mode (interleaved)")
-    p.add_argument("--tool-s", type=float, default=2.0, help="tool time after the call closes")
-    p.add_argument("--cache-mb", type=int, default=96, help="the worker's prefix cache budget")
+    p.add_argument("--tool-s", type=float, default=3.0, help="tool time after the call closes")
+    p.add_argument("--cache-mb", type=int, default=32, help="the worker's prefix cache budget")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
 
@@ -160,12 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"tool_s": args.tool_s, "cache_mb": args.cache_mb, "modes": {}}
     for pin in (True, False):
         ok = [r for r in rows if r["pin"] is pin and "error" not in r]
-        hit = sum(r["followup_cached_tokens"] for r in ok) / max(
-            1, sum(r["followup_prompt_tokens"] for r in ok)
-        )
+        cached = sum(r["followup_cached_tokens"] for r in ok)
+        hit = cached / max(1, sum(r["reusable_tokens"] for r in ok))
+        of_prompt = cached / max(1, sum(r["followup_prompt_tokens"] for r in ok))
         report["modes"]["pinned" if pin else "not pinned"] = {
             "trials": len(ok),
-            "followup_cache_hit": round(hit, 4),
+            "followup_cache_hit": round(hit, 4),  # of the reusable prefix
+            "followup_cached_of_prompt": round(of_prompt, 4),
             "followup_s_median": round(_median(ok, "followup_s"), 3) if ok else None,
             "program_s_median": round(_median(ok, "program_s"), 3) if ok else None,
             "errors": [r["error"] for r in rows if r["pin"] is pin and "error" in r],
@@ -178,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     for name, m in report["modes"].items():
         print(
-            f"  {name:11s} cache hit {m['followup_cache_hit']:6.1%}   follow-up "
+            f"  {name:11s} reusable prefix from the cache {m['followup_cache_hit']:6.1%} "
+            f"(of its prompt {m['followup_cached_of_prompt']:5.1%})   follow-up "
             f"{m['followup_s_median']} s   program {m['program_s_median']} s"
         )
     print(f"  server: {report['server_pins']}")
