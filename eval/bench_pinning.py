@@ -26,7 +26,7 @@ from typing import Any
 
 import requests
 
-from sgl_conveyor.eval.router_cluster import Cluster, wait_idle
+from sgl_conveyor.eval.router_cluster import Cluster, exit_on_sigterm, wait_idle
 
 # made-up words: unrelated prompts that share no prefix with the program or with each other
 WORDS = [
@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-mb", type=int, default=32, help="the worker's prefix cache budget")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
+    exit_on_sigterm()
 
     registry = _slow_search_registry(args.tool_s)
     program = _program(registry)

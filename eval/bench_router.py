@@ -24,7 +24,7 @@ from typing import Any
 
 import requests
 
-from sgl_conveyor.eval.router_cluster import Cluster, wait_idle
+from sgl_conveyor.eval.router_cluster import Cluster, exit_on_sigterm, wait_idle
 
 CONFIGS = {  # name: (workers used, policy, extra router args)
     "1 worker": (1, "cache_aware", ()),
@@ -71,9 +71,11 @@ def _one(endpoint: Any, workload: Any, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _batch(router: str, jobs: Sequence[tuple[Any, dict[str, Any]]]) -> tuple[list[dict], float]:
-    import sglang as sgl
+    from sgl_conveyor.backends.sglang_server import ConveyorEndpoint
 
-    endpoint = sgl.RuntimeEndpoint(router)
+    # not sgl.RuntimeEndpoint: its `select` (the agent's) sends a batch, which the router
+    # refuses; ConveyorEndpoint sends one request per choice
+    endpoint = ConveyorEndpoint(router)
     results: list[dict[str, Any] | None] = [None] * len(jobs)
 
     def run(i: int) -> None:
@@ -111,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtype", default="auto")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
+    exit_on_sigterm()
 
     jobs = _jobs()
     with Cluster() as cluster:

@@ -9,6 +9,7 @@ benchmarks. Everything started here is stopped by `Cluster.close()`, and only th
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -137,6 +138,12 @@ class Cluster:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so that a terminated benchmark still stops what it started
+    (Python's default for SIGTERM skips every `finally`)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def worker_stats(url: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import requests
@@ -135,10 +136,27 @@ def stream_generate(
 
 
 class ConveyorEndpoint(RuntimeEndpoint):
-    """`sgl.RuntimeEndpoint` whose streams carry a request id and abort when closed."""
+    """`sgl.RuntimeEndpoint` whose streams carry a request id and abort when closed, and whose
+    batch requests also pass through SGLang's router."""
 
     def generate_stream(self, s: Any, sampling_params: Any):
         return stream_generate(self, s, sampling_params)
+
+    def _generate_http_request(self, s: Any, data: dict[str, Any]) -> Any:
+        """A batch (a list `text` or a list of `input_ids` lists, as `sgl.select` sends) goes
+        as one request per prompt, concurrently: sglang-router 0.3.2 refuses a list `text`
+        ("invalid type: sequence, expected a string"). The answer is the server's batch
+        answer, a list of results in prompt order."""
+        text, ids = data.get("text"), data.get("input_ids")
+        if isinstance(text, list):
+            key, items = "text", text
+        elif isinstance(ids, list) and ids and isinstance(ids[0], list):
+            key, items = "input_ids", ids
+        else:
+            return super()._generate_http_request(s, data)
+        send = super()._generate_http_request
+        with ThreadPoolExecutor(max_workers=min(len(items), 16)) as pool:
+            return list(pool.map(lambda item: send(s, {**data, key: item}), items))
 
     def abort(self, rid: str) -> None:
         abort_request(self, rid)
