@@ -139,3 +139,18 @@ def test_an_invalid_call_stops_decoding_on_the_worker_that_runs_it(cluster):
     # decoding stopped at the first line there, not at the 300 tokens the call allowed
     assert _deltas(before, after, "aborted_completion_tokens")[ran] < 100
     assert worker_stats(cluster.workers[ran])["running"] == 0
+
+
+def test_select_passes_the_router_through_conveyor_endpoint(cluster):
+    from sgl_conveyor.backends.sglang_server import ConveyorEndpoint
+
+    @sgl.function
+    def pick(s):
+        s += sgl.user("Is the sky blue on a clear day? Answer yes or no.")
+        s += sgl.assistant(sgl.select("yn", choices=["yes", "no"]))
+
+    # sgl.select sends its choices as one batch, which sglang-router 0.3.2 refuses;
+    # ConveyorEndpoint sends one request per choice, and gets the same decision as a worker
+    through_router = pick.run(backend=ConveyorEndpoint(cluster.router))
+    direct = pick.run(backend=sgl.RuntimeEndpoint(cluster.workers[0]))
+    assert through_router["yn"] == direct["yn"] and through_router["yn"] in ("yes", "no")
