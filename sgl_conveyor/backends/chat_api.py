@@ -480,6 +480,8 @@ class ChatAPI:
         except ValueError as e:  # refused by the engine (a prompt over the context...)
             code = "context_length_exceeded" if "tokens" in str(e) else None
             return openai_error(400, str(e), param="messages", code=code)
+        except Exception as e:  # the engine is shut down, or failed: still OpenAI's shape
+            return openai_error(500, f"{type(e).__name__}: {e}")
         rid = handle.id
         if req.stream:
             return StreamingResponse(

@@ -674,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="sgl-conveyor serve",
         description="An SGLang-protocol HTTP server on the embedded engine (CPU or CUDA): point "
-        "sgl.RuntimeEndpoint(url) at it.",
+        "sgl.RuntimeEndpoint(url) at it, or an OpenAI client at url/v1 (chat completions).",
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=30000)
