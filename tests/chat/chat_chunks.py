@@ -9,6 +9,7 @@ what a test expects is computed from those arguments with `json`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections.abc import Sequence
@@ -91,7 +92,7 @@ def argument_fragments(arguments: Any, style: str, rng: random.Random) -> list[s
         return ["{" + members[0], *[", " + m for m in members[1:]], "}"]
     cuts = sorted(rng.sample(range(1, len(text)), k=min(len(text) - 1, rng.randint(1, 12))))
     points = [0, *cuts, len(text)]
-    return [text[a:b] for a, b in zip(points, points[1:], strict=False) if b > a]
+    return [text[a:b] for a, b in itertools.pairwise(points) if b > a]
 
 
 def call_script(
@@ -139,5 +140,5 @@ def content_script(text: str, rng: random.Random) -> list[ChatCompletionChunk]:
     """A plain answer, no tool call."""
     cuts = sorted(rng.sample(range(1, len(text)), k=min(len(text) - 1, 4))) if len(text) > 1 else []
     points = [0, *cuts, len(text)]
-    parts = [text[a:b] for a, b in zip(points, points[1:], strict=False) if b > a]
+    parts = [text[a:b] for a, b in itertools.pairwise(points) if b > a]
     return [*(chunk(content=p) for p in parts), chunk(finish_reason="stop")]
