@@ -16,6 +16,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+try:
+    import openai  # noqa: F401  (the SDK whose streams this package reads)
+except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "sgl_conveyor.chat needs the official openai client: pip install 'sgl-conveyor[chat]'"
+    ) from e
+
 from sgl_conveyor.chat.engine import TurnEngine, request_key
 from sgl_conveyor.chat.events import (
     ArgumentsDelta,

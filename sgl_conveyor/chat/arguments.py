@@ -37,6 +37,12 @@ class ArgumentStream:
         return "".join(self._parts)
 
     @property
+    def document(self) -> str:
+        """The text of the JSON document alone (without what came after it closed)."""
+        text, tail = self.text, sum(len(t) for t in self._tail)
+        return text[: len(text) - tail] if tail else text
+
+    @property
     def complete(self) -> bool:
         return self._detector.complete
 

@@ -204,6 +204,10 @@ class TurnEngine:
                     self._content.append(delta.content)
                     self._events.append(ContentDelta(delta.content))
                 for tc in delta.tool_calls or ():
+                    if self._stop is not None:
+                        # The stream is closed where a call failed: what follows in the same
+                        # chunk is not read either, so the turn is the same however it was cut.
+                        return
                     self._tool_delta(tc)
             if choice.finish_reason:
                 turn.finish_reason = choice.finish_reason
@@ -215,6 +219,8 @@ class TurnEngine:
             for other in self._order:
                 if other.call.index < index:
                     self._end_arguments(other, at_end=False)  # the next index started
+            if self._stop is not None:
+                return  # an earlier call just failed: the stream ends before this one
             live = _Live(ChatCall(index=index, mode=self.mode.value))
             self._calls[index] = live
             self._order.append(live)
@@ -380,6 +386,7 @@ class TurnEngine:
             return
         if args.repeat_ignored:
             scope.timeline.note("repeated_arguments_ignored")
+            call.arguments_text = args.document  # what goes back to the server: the call once
         live.ended = True
         call.arguments = value
         scope.timeline.mark("stream_end")

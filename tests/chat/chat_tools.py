@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -104,8 +105,19 @@ class Tools:
     toolset: ToolSet
 
 
+@functools.cache
+def lookup_spec(effect: str = "pure") -> Any:
+    return load_spec(lookup_definition(effect))
+
+
+@functools.cache
+def book_spec() -> Any:
+    return load_spec(BOOK)
+
+
 def counting_tools(effect: str = "pure") -> Tools:
-    spec = load_spec(lookup_definition(effect))
+    """Fresh counters on specs loaded once (loading validates against the meta-schema)."""
+    spec = lookup_spec(effect)
     lookup = CountingLookup(spec)
     bookings = Bookings()
-    return Tools(lookup, bookings, ToolSet([(spec, lookup), (BOOK, bookings)]))
+    return Tools(lookup, bookings, ToolSet([(spec, lookup), (book_spec(), bookings)]))
