@@ -198,7 +198,7 @@ def test_a_duplicated_fragment_is_judged_on_the_text_it_makes(calls, where, seed
     got, tools = outcome(script)
     want, _ = outcome(whole)
     assert got == want
-    for result, error, arguments in got:
+    for _result, error, arguments in got:
         if error is None:
             assert set(arguments["queries"]) <= set(tools.lookup.runs)
 
