@@ -209,6 +209,7 @@ def run(
             turn = events.turn
         result.turns.append(turn)
         history += turn.messages
+        turn.mark_injected()
         result.messages += turn.messages
         if not turn.calls or turn.error is not None:
             break

@@ -427,6 +427,8 @@ class TurnEngine:
     def _settle(self) -> None:
         """The stream is over: end every call's arguments, then close or abort each."""
         for live in self._order:
+            if live.scope is not None:  # a call the stream ended in: its decoding ended here
+                live.scope.timeline.mark("stream_end", self.turn.stream_end)
             if live.call.name is None and live.call.error is None:
                 live.call.error = MalformedCallError(
                     f"tool call {live.call.index} never named its function", tool=None

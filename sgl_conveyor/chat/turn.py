@@ -6,6 +6,7 @@ Plain data, filled in by `chat.engine`; reading it never blocks.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -118,6 +119,13 @@ class ChatTurn:
 
     def call_report(self, index: int) -> dict[str, Any]:
         return self.calls[index].report()
+
+    def mark_injected(self) -> None:
+        """The tool messages entered the conversation (the timelines' `result_injected`)."""
+        t = time.perf_counter()
+        for c in self.calls:
+            for tl in c.timelines:
+                tl.mark("result_injected", t)
 
 
 def ensure_ids(calls: Sequence[ChatCall]) -> None:
