@@ -86,3 +86,30 @@ def test_a_workload_runs_through_the_chat_api(sse_server, tmp_path):
     assert requests[1]["messages"][-2]["role"] == "tool"
     summary = json.loads((out / "summary.json").read_text())
     assert "openai-compatible server" in summary["environment"]["backend"]
+
+
+DEMO_KEYS = {
+    "backend", "workload", "mode", "latency_s", "sequential_latency_s", "latency_spread_s",
+    "sequential_spread_s", "latencies_s", "gain", "stream_start_s", "stream_end_s",
+    "result_injected_s", "units", "attempts", "prompt_tokens", "cached_tokens", "call",
+    "answer", "error",
+}  # fmt: skip
+
+
+def test_the_demo_runs_through_the_chat_api(sse_server):
+    from sgl_conveyor.demo import run_demo
+
+    row = {"outputs": ['{"queries": ["carbon atomic mass", "neon atomic mass"]}', "About 12."]}
+    sse_server.on_request = replayed(row)
+    printed: list[str] = []
+    backend = f"openai:{sse_server.base_url}"
+    report = run_demo(
+        backend, workload="search", as_json=True, model="smol", repeats=1, out=printed.append
+    )
+    assert set(report) == DEMO_KEYS and json.loads(printed[-1]) == report
+    assert report["backend"] == backend and report["error"] is None
+    assert [u["path"] for u in report["units"]] == ["/queries/0", "/queries/1"]
+    assert report["call"] == row["outputs"][0] and report["answer"] == "About 12."
+    assert (report["prompt_tokens"], report["cached_tokens"]) == (360, 296)
+    assert len(report["latencies_s"]["partial"]) == len(report["latencies_s"]["sequential"]) == 1
+    assert len(sse_server.requests) == 6  # warm-up, sequential, partial: a call and an answer each
