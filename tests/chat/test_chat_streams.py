@@ -256,3 +256,61 @@ def test_a_call_cut_by_length_is_truncated_and_an_unknown_tool_stops_the_stream(
         engine.turn.calls[0].error
     )
     assert len(sent) == 1  # nothing more was read once the call was known to be doomed
+
+
+def test_early_units_the_final_arguments_do_not_confirm_are_redone(monkeypatch):
+    """Should the streamed units ever differ from the final arguments' own (a detector and
+    json disagreeing), the attempt is undone and the call runs again from the final
+    arguments; pure units already run are reused, not run twice."""
+    from sgl_conveyor.chat import arguments
+
+    calls = {"n": 0}
+    real = arguments.ArgumentStream.mismatches
+
+    def disagree_once(self, value):
+        calls["n"] += 1
+        return ["/queries/1"] if calls["n"] == 1 else real(self, value)
+
+    monkeypatch.setattr(arguments.ArgumentStream, "mismatches", disagree_once)
+    tools = counting_tools("reversible")
+    script = call_script([("lookup", {"queries": ["p", "q"]})], random.Random(4), style="tokens")
+    turn, _ = run_turn(tools, script, Mode.PARTIAL)
+    call = turn.calls[0]
+    assert call.error is None and call.result == {"answers": ["P", "Q"]}
+    assert len(call.timelines) == 2 and call.timelines[0].aborted is not None
+    assert "differ from the final arguments" in call.timelines[0].abort_reason
+    assert sorted(tools.lookup.undone) == ["p", "q"]  # the first attempt's work, undone
+    assert tools.lookup.finished == 1
+
+
+def test_parallel_calls_run_concurrently():
+    """Call 0's unit waits for call 1's: only concurrent scopes can both finish."""
+    import threading
+
+    from chat_tools import CountingLookup, lookup_spec
+
+    from sgl_conveyor.chat import ToolSet
+
+    second = threading.Event()
+
+    class Waiting(CountingLookup):
+        def run_unit(self, unit, ctx):
+            if unit.value == "first":
+                assert second.wait(10), "call 1 never ran while call 0 was running"
+            else:
+                second.set()
+            return super().run_unit(unit, ctx)
+
+    tool = Waiting(lookup_spec())
+    toolset = ToolSet([(lookup_spec(), tool)])
+    script = call_script(
+        [("lookup", {"queries": ["first"]}), ("lookup", {"queries": ["second"]})],
+        random.Random(0),
+        style="tokens",
+    )
+    engine = TurnEngine(toolset, Mode.PARTIAL)
+    list(engine.run(lambda: iter(script)))
+    assert [c.result for c in engine.turn.calls] == [
+        {"answers": ["FIRST"]},
+        {"answers": ["SECOND"]},
+    ]
