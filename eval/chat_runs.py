@@ -27,6 +27,9 @@ class ChatForm:
     retries:   calls written again after a rejected one (the model reads the error), as the
                program's `partial_tool(retries=...)`.
     call_options, answer_options: request fields of the call and of the answer.
+    answer_tool_choice: the answer offers the same tools with this choice ("none": answer,
+               do not call), so its prompt starts like the call's and the server's prefix cache
+               can serve it; None: the answer request offers no tools.
     """
 
     tool: str
@@ -39,6 +42,7 @@ class ChatForm:
     answer_options: Mapping[str, Any] = field(
         default_factory=lambda: {"max_tokens": 48, "temperature": 0.0}
     )
+    answer_tool_choice: str | None = "none"
 
 
 @dataclass
@@ -149,8 +153,11 @@ def run_chat_task(
             if all(c.error is None for c in turn.calls):
                 break
         messages.append({"role": "user", "content": form.followup})
+        offer: dict[str, Any] = {}
+        if form.answer_tool_choice is not None:
+            offer = {"tools": [form.tool], "tool_choice": form.answer_tool_choice}
         outcome.answer = chat.complete(
-            client, model=model, messages=messages, **form.answer_options
+            client, model=model, messages=messages, **offer, **form.answer_options
         )
         if outcome.answer.error is not None:
             outcome.error = f"{type(outcome.answer.error).__name__}: {outcome.answer.error}"

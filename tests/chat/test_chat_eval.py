@@ -37,7 +37,7 @@ def replayed(row: dict):
 
     def on_request(request: dict):
         rng = random.Random(len(request["messages"]))
-        if request.get("tools"):
+        if request.get("tool_choice", "none") != "none":
             text = row["outputs"][0]
             pieces = [text[i : i + 5] for i in range(0, len(text), 5)]
             return [
@@ -84,6 +84,8 @@ def test_a_workload_runs_through_the_chat_api(sse_server, tmp_path):
     assert requests[0]["tool_choice"] == {"type": "function", "function": {"name": "search"}}
     assert requests[1]["messages"][-1]["content"].startswith("Answer the question")
     assert requests[1]["messages"][-2]["role"] == "tool"
+    # The answer offers the same tools, not to be called: its prompt starts like the call's.
+    assert requests[1]["tool_choice"] == "none" and requests[1]["tools"] == requests[0]["tools"]
     summary = json.loads((out / "summary.json").read_text())
     assert "openai-compatible server" in summary["environment"]["backend"]
 
