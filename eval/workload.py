@@ -65,6 +65,8 @@ class Workload:
     run_options: keyword arguments of `program.run` (sampling defaults); greedy by default.
     goals:       the bars its summary must clear (eval.goals), checked in this order; default:
                  the call-eager bar where it has calls of several units.
+    chat:        the same task as a chat conversation (eval.chat_runs.ChatForm), for
+                 `--backend openai:URL`; None: the workload runs only as a program.
     """
 
     name: str
@@ -76,6 +78,7 @@ class Workload:
     make_args: Callable[[Task, str], Mapping[str, Any]] | None = None
     run_options: Mapping[str, Any] = field(default_factory=lambda: {"temperature": 0.0})
     goals: Sequence[Goal] = DEFAULT_GOALS
+    chat: Any = None
 
     def tasks(self, limit: int | None = None) -> list[Task]:
         """The workload's tasks, in file order (the first `limit` of them)."""
