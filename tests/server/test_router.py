@@ -154,3 +154,44 @@ def test_select_passes_the_router_through_conveyor_endpoint(cluster):
     through_router = pick.run(backend=ConveyorEndpoint(cluster.router))
     direct = pick.run(backend=sgl.RuntimeEndpoint(cluster.workers[0]))
     assert through_router["yn"] == direct["yn"] and through_router["yn"] in ("yes", "no")
+
+
+def test_the_chat_api_through_the_router_runs_units_early_and_the_follow_up_hits_the_cache(
+    cluster,
+):
+    from openai import OpenAI
+
+    from sgl_conveyor import chat
+
+    client = OpenAI(base_url=cluster.router + "/v1", api_key="none", max_retries=0, timeout=120)
+    (model,) = [m.id for m in client.models.list().data]
+    messages = [{"role": "user", "content": "What are the atomic masses of carbon and neon?"}]
+    before = wait_idle(cluster.workers)
+    turn = chat.complete(
+        client,
+        model=model,
+        messages=messages,
+        tools=["search"],
+        tool_choice={"type": "function", "function": {"name": "search"}},
+        max_tokens=80,
+        temperature=0,
+    )
+    assert turn.error is None and turn.calls and turn.calls[0].error is None, turn.calls
+    timeline = sgl_conveyor.call_report(turn, 0)["calls"][0]
+    dispatched = [u["dispatched_s"] for u in timeline["units"] if u["dispatched_s"] is not None]
+    assert dispatched and min(dispatched) < timeline["stream_end_s"], timeline
+
+    follow = client.chat.completions.create(  # the next round offers the same tools
+        model=model,
+        messages=messages + turn.messages,
+        tools=chat.tool_definitions(["search"]),
+        max_tokens=4,
+        temperature=0,
+    )
+    after = wait_idle(cluster.workers)
+    assert sorted(_deltas(before, after, "requests"))[0] == 0  # both went to one worker
+    reused = follow.usage.prompt_tokens_details.cached_tokens
+    assert reused >= turn.usage.prompt_tokens + turn.usage.completion_tokens - 2, (
+        reused,
+        turn.usage,
+    )
