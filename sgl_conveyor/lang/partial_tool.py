@@ -368,10 +368,11 @@ class _CallRunner:
         finally:
             _close(stream)
             tl.mark("stream_end")
-        att.meta = dict(att.last_meta or {})
-        tl.prompt_tokens = att.meta.get("prompt_tokens")
-        tl.cached_tokens = att.meta.get("cached_tokens")
-        tl.completion_tokens = att.meta.get("completion_tokens")
+            # Also for a stream stopped early: what it decoded is what an interruption saved.
+            att.meta = dict(att.last_meta or {})
+            tl.prompt_tokens = att.meta.get("prompt_tokens")
+            tl.cached_tokens = att.meta.get("cached_tokens")
+            tl.completion_tokens = att.meta.get("completion_tokens")
         if not detector.complete:
             if spec.format == "text" and _finished_by_length(att.last_meta):
                 raise TruncatedCallError(
