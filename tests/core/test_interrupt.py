@@ -78,8 +78,8 @@ def test_a_runtime_error_stops_decoding_and_the_retry_starts_clean(backend):
 def test_sequential_decodes_the_whole_script_then_repairs_it(backend):
     st, (failed, repaired) = _run(backend, mode="sequential")
     full = len(backend.tokenizer().encode(FAILING[: FAILING.index("```")]).ids)
-    assert failed.completion_tokens == full
-    assert st["code_result"] == "False\nfresh\n"
+    assert failed.completion_tokens == full and failed.aborted is not None
+    assert st["code_result"] == "False\nfresh\n" and repaired.aborted is None
 
 
 def test_partial_without_interruption_decodes_on_and_fails_at_the_end(backend):
