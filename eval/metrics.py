@@ -54,6 +54,10 @@ from .goals import CALL_EAGER_MIN_UNITS, DEFAULT_GOALS, Goal
 from .records import RunRecord, as_records
 
 MODES = ("sequential", "call-eager", "partial")
+# Partial mode with early interruption on runtime errors: only workloads that declare it
+# (`Workload.modes`) run it, mapping it to their program's arguments.
+INTERRUPT = "partial+interrupt"
+ALL_MODES = (*MODES, INTERRUPT)
 OVERLAP_MIN_GAP = 0.05  # overlap captured is noise where the ideal saves < 5% of L_seq
 
 _SPLIT_SUFFIX = re.compile(r"#\d+$")
