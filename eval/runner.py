@@ -304,7 +304,11 @@ def measure(
             }
         )
     followup = _followup(generations, timelines, t0)
+    tokens = [g["completion_tokens"] for g in generations if g["completion_tokens"] is not None]
     return {
+        # The last attempt of the last call decides what the run's answer rests on.
+        "final_ok": _last(calls)["aborted_s"] is None if calls else None,
+        "decode_tokens": sum(tokens) if tokens else None,
         "decode_s": decode if timelines else None,
         "tool_s": tool if timelines else None,
         "ideal_s": request_ideal(latency_s, spans),
@@ -320,6 +324,11 @@ def measure(
         "calls": calls,
         "generations": generations,
     }
+
+
+def _last(calls: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The call (attempt) that started last."""
+    return max(calls, key=lambda c: float(c.get("stream_start_s") or 0.0))
 
 
 def _followup(generations: Sequence[Mapping[str, Any]], timelines: Sequence[Any], t0: float):
