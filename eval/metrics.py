@@ -30,8 +30,10 @@ drain later, so it is the exact schedule and never above Eq. 2. Both lie in [max
 
 A call aborted early (a unit rejected by the schema or the tool's check) ideally ends when the
 rejected unit was generated plus its check (the time from the check's start to the abort); a unit
-that failed while running ends the call at its own F_k. Other aborts (malformed text, timeouts)
-make no claim: their ideal is their measured span.
+that failed while running ends the call at its own F_k. A call whose units all ran and whose
+finish then failed it (a script that stopped on an error, in a mode that does not interrupt) has
+the ideal of a call that succeeded. Other aborts (malformed text, timeouts) make no claim: their
+ideal is their measured span.
 
 The ideal of a request: its measured latency minus, for each call, what the call's ideal would
 have saved: latency - sum_calls (span - ideal), where a call's span runs from its stream start to
@@ -168,13 +170,14 @@ def call_ideal(
             check = max(0.0, (_rel(call, "aborted_s") or checked_from) - checked_from)
             return d + check
         failed = next((u for u in units if u.get("error") and u.get("started_s") is not None), None)
-        if failed is None:
+        finished = call.get("finish_start_s") is not None and call.get("finish_end_s") is not None
+        if failed is None and not finished:
             end = call_end(call)
             return None if end is None else end - float(call["stream_start_s"])
 
     finish = _schedule(call, units, G, t0, order, held, concurrency)
-    if call.get("aborted_s") is not None:
-        return finish[int(failed["index"])]  # type: ignore[index]
+    if call.get("aborted_s") is not None and failed is not None:
+        return finish[int(failed["index"])]
     last = max(finish.values(), default=0.0)
     return max(G, t0, last) + tf
 

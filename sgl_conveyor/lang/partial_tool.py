@@ -43,7 +43,16 @@ from sgl_conveyor.tools.registry import ToolRegistry, default_registry
 from sgl_conveyor.tools.spec import ToolSpec
 
 RESULT_SUFFIX = "_result"
-RETRYABLE = (SchemaViolationError, ArgumentRejectedError, MalformedCallError, ScriptError)
+# What the model can fix by writing the call again. A call it ended too early is one: with early
+# interruption a script fails at its first bad statement and is retried, so without it a script
+# cut off later must be retried as well, or the modes would not repair the same scripts.
+RETRYABLE = (
+    SchemaViolationError,
+    ArgumentRejectedError,
+    MalformedCallError,
+    TruncatedCallError,
+    ScriptError,
+)
 
 _default_mode = Mode.PARTIAL
 
@@ -135,10 +144,10 @@ def partial_tool(
     mode:      "partial" (default), "sequential" or "call-eager"; see runtime.call.Mode.
     constrain: constrain decoding to the tool's argument schema (JSON tools).
     render:    how the result enters the state; see lang.render.Render.
-    retries:   after a call rejected early (schema, a tool's argument check, malformed JSON)
-               or a script that failed (ScriptError), show the model the error and let it
-               generate the call again, this many times; the retry starts from a fresh tool
-               state (the failed attempt's interpreter is discarded).
+    retries:   after a call rejected early (schema, a tool's argument check, malformed JSON),
+               cut short (TruncatedCallError) or a script that failed (ScriptError), show the
+               model the error and let it generate the call again, this many times; the retry
+               starts from a fresh tool state (the failed attempt's interpreter is discarded).
     interrupt: in partial mode, stop decoding the moment a unit fails at run time (a statement
                raises); None: as the tool's spec says (`interrupt_on_error`, on for `python`).
     on_error:  "inject" (the error becomes the result, the program goes on) or "raise" (the

@@ -329,3 +329,11 @@ def test_interruption_summary_pairs_tasks_and_counts_final_scripts_and_tokens():
     assert [g["passed"] for g in s["goals"]] == [True, True]
     row = recs[0].to_dict()
     assert row["final_ok"] is True and RunRecord.from_dict(row).to_dict() == row
+
+
+def test_a_call_failed_by_its_finish_has_the_ideal_of_a_finished_call():
+    units = [unit(0, 0.5, 0.4), unit(1, 1.0, 0.1)]
+    failed = call(2.0, units, aborted_s=2.6, finish_start_s=2.5, finish_end_s=2.55)
+    # Units end at 0.9 and 1.1, before G = 2.0; then the finish (0.05 s) fails the call.
+    assert call_ideal(failed, order="serial") == pytest.approx(2.05)
+    assert call_ideal(call(2.0, units, aborted_s=2.6), order="serial") == pytest.approx(2.6)
