@@ -181,6 +181,8 @@ def run_one(
         invalid_first=task.invalid_first,
     )
     if isinstance(backend, ChatBackend):
+        if flush_cache:
+            backend.flush_cache()
         return _run_one_chat(workload, task, mode, backend, record)
     try:
         args = workload.args_for(task, mode)
