@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .chat_runs import BACKEND_PREFIX, ChatBackend, chat_workloads
 from .metrics import ALL_MODES
 from .runner import EvalConfig, iter_modes, record_traces, run_eval
 from .workload import WorkloadError, discover, select
@@ -52,9 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--backend",
         default="replay",
-        help="local (the embedded model), replay (recorded traces; default) or the URL of a "
-        "running SGLang server (http://host:port)",
+        help="local (the embedded model), replay (recorded traces; default), the URL of a "
+        "running SGLang server (http://host:port), or openai:URL, any OpenAI-compatible chat "
+        "API (openai:http://host:port/v1, with --model): the workloads run through "
+        "sgl_conveyor.chat",
     )
+    p.add_argument("--model", help="the model name an openai:URL backend asks for")
     p.add_argument("--replay-file", help="trace to replay (default: each workload's own)")
     p.add_argument("--tasks", type=int, help="the first N tasks of each workload (default all)")
     p.add_argument("--repeats", type=int, default=3, help="runs per task and mode (default 3)")
@@ -127,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         workloads=args.workload,
         modes=args.modes,
         backend=args.backend,
+        model=args.model,
         replay_file=args.replay_file,
         tasks=args.tasks,
         repeats=args.repeats,
@@ -158,6 +163,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not workloads:
         print("error: no workload found in programs/", file=sys.stderr)
         return 2
+    if config.backend.startswith(BACKEND_PREFIX):
+        try:
+            ChatBackend.parse(config.backend, config.model)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        workloads, without = chat_workloads(workloads)
+        if without and config.workloads != "all":
+            print(f"error: no chat form for {', '.join(without)}", file=sys.stderr)
+            return 2
+        if without:
+            print(f"note: no chat form, not run: {', '.join(without)}", file=sys.stderr)
+        if not workloads:
+            print("error: none of these workloads has a chat form", file=sys.stderr)
+            return 2
+        if config.record:
+            print(
+                "error: --record records a program's generations: not on openai:", file=sys.stderr
+            )
+            return 2
 
     if config.record:
         if config.backend == "replay":

@@ -26,6 +26,7 @@ from typing import Any
 
 from sgl_conveyor import resources
 
+from .chat_runs import BACKEND_PREFIX, ChatBackend, run_chat_task
 from .metrics import ALL_MODES, call_end, call_ideal, held_units, request_ideal, summarize
 from .records import RunRecord
 from .workload import Task, Workload, spec_facts
@@ -40,7 +41,8 @@ class EvalConfig:
 
     workloads: str = "all"
     modes: tuple[str, ...] = ALL_MODES  # each workload runs those it declares
-    backend: str = "replay"  # local | replay | http://host:port
+    backend: str = "replay"  # local | replay | http://host:port | openai:http://host:port/v1
+    model: str | None = None  # the model name an openai: backend asks for
     replay_file: str | None = None
     tasks: int | None = None
     repeats: int = 3
@@ -107,6 +109,8 @@ class Backends:
         c = self.config
         if self.is_replay:
             return f"replay at {c.tokens_per_second:g} tokens/s, TTFT {c.ttft_s:g} s"
+        if c.backend.startswith(BACKEND_PREFIX):
+            return ChatBackend.parse(c.backend, c.model).describe()
         return "local (embedded SmolLM2-135M)" if c.backend == "local" else f"server {c.backend}"
 
     def live(self) -> Any:
@@ -121,8 +125,12 @@ class Backends:
                 import sglang as sgl
 
                 self._live = sgl.RuntimeEndpoint(spec)
+            elif spec.startswith(BACKEND_PREFIX):
+                self._live = ChatBackend.parse(spec, self.config.model)
             else:
-                raise ValueError(f"backend must be local, replay or a URL, not {spec!r}")
+                raise ValueError(
+                    f"backend must be local, replay, a URL or openai:URL, not {spec!r}"
+                )
         return self._live
 
     def replay(self, workload: Workload, tokens_per_second: float | None = None) -> Any:
@@ -172,6 +180,10 @@ def run_one(
         repeat=repeat,
         invalid_first=task.invalid_first,
     )
+    if isinstance(backend, ChatBackend):
+        if flush_cache:
+            backend.flush_cache()
+        return _run_one_chat(workload, task, mode, backend, record)
     try:
         args = workload.args_for(task, mode)
     except Exception as e:
@@ -224,6 +236,28 @@ def run_one(
     return record
 
 
+def _run_one_chat(
+    workload: Workload, task: Task, mode: str, backend: ChatBackend, record: RunRecord
+) -> RunRecord:
+    """The task as a chat conversation through `sgl_conveyor.chat`, measured like a program
+    run (the same timelines, the same generation facts, the same fields)."""
+    if workload.chat is None:
+        return replace(record, error=f"workload {workload.name} has no chat form")
+    outcome = run_chat_task(workload.chat, backend, task.input, mode)
+    latency = outcome.t1 - outcome.t0
+    record = replace(record, latency_s=latency, error=outcome.error)
+    try:
+        fields = measured(workload, outcome.timelines(), outcome.generations(), outcome.t0, latency)
+        record = replace(record, **fields)
+        if record.calls and record.calls[0].get("aborted_s") is not None:
+            record = replace(record, invalid_first=True)
+    except Exception as e:
+        record = replace(
+            record, error=record.error or f"measurement failed: {type(e).__name__}: {e}"
+        )
+    return record
+
+
 def _flush(backend: Any) -> None:
     """Empty the backend's prefix cache so each run starts from the same state."""
     from sglang.lang.backend.base_backend import BaseBackend
@@ -257,6 +291,38 @@ def measure(
     """G, T, the ideal, units and the cache proof of one finished run, from its timelines and
     the generations the recorder saw. Times in the record are seconds from the run's start."""
     timelines = collect_timelines(recorder, args)
+    generations = []
+    for g in recorder.generations(args):
+        tool_call = any(
+            tl.stream_start is not None
+            and tl.stream_start <= g.started <= (tl.stream_end or float("inf"))
+            for tl in timelines
+        )
+        generations.append(
+            {
+                "kind": "tool_call" if tool_call and g.kind == "stream" else g.kind,
+                "start_s": g.started - t0,
+                "first_s": None if g.first is None else g.first - t0,
+                "end_s": None if g.ended is None else g.ended - t0,
+                "chars": len(g.text),
+                "prompt_tokens": g.meta.get("prompt_tokens"),
+                "cached_tokens": g.meta.get("cached_tokens"),
+                "completion_tokens": g.meta.get("completion_tokens"),
+                "closed_early": g.closed_early,
+            }
+        )
+    return measured(workload, timelines, generations, t0, latency_s)
+
+
+def measured(
+    workload: Workload,
+    timelines: Sequence[Any],
+    generations: list[dict[str, Any]],
+    t0: float,
+    latency_s: float,
+) -> dict[str, Any]:
+    """The record's measured fields from a run's timelines and its generations (a program's,
+    or a chat conversation's requests)."""
     calls, spans = [], []
     decode = tool = hideable = overhead = 0.0
     chunks = n_units = max_units = 0
@@ -283,26 +349,6 @@ def measure(
         if d["aborted_s"] is not None:
             errors.append(d["abort_reason"])
 
-    generations = []
-    for g in recorder.generations(args):
-        tool_call = any(
-            tl.stream_start is not None
-            and tl.stream_start <= g.started <= (tl.stream_end or float("inf"))
-            for tl in timelines
-        )
-        generations.append(
-            {
-                "kind": "tool_call" if tool_call and g.kind == "stream" else g.kind,
-                "start_s": g.started - t0,
-                "first_s": None if g.first is None else g.first - t0,
-                "end_s": None if g.ended is None else g.ended - t0,
-                "chars": len(g.text),
-                "prompt_tokens": g.meta.get("prompt_tokens"),
-                "cached_tokens": g.meta.get("cached_tokens"),
-                "completion_tokens": g.meta.get("completion_tokens"),
-                "closed_early": g.closed_early,
-            }
-        )
     followup = _followup(generations, timelines, t0)
     tokens = [g["completion_tokens"] for g in generations if g["completion_tokens"] is not None]
     return {

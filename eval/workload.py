@@ -68,6 +68,8 @@ class Workload:
                  the call-eager bar where it has calls of several units.
     modes:       the eval modes it runs: the three runtime modes, plus `partial+interrupt`
                  where its make_args maps it (eval.metrics.ALL_MODES).
+    chat:        the same task as a chat conversation (eval.chat_runs.ChatForm), for
+                 `--backend openai:URL`; None: the workload runs only as a program.
     """
 
     name: str
@@ -80,6 +82,7 @@ class Workload:
     run_options: Mapping[str, Any] = field(default_factory=lambda: {"temperature": 0.0})
     goals: Sequence[Goal] = DEFAULT_GOALS
     modes: Sequence[str] = MODES  # `partial+interrupt` is opt-in
+    chat: Any = None
 
     def tasks(self, limit: int | None = None) -> list[Task]:
         """The workload's tasks, in file order (the first `limit` of them)."""

@@ -11,9 +11,10 @@ from __future__ import annotations
 import sglang as sgl
 
 import sgl_conveyor
+from sgl_conveyor.eval.chat_runs import ChatForm, system_and_request
 from sgl_conveyor.eval.goals import CALL_EAGER, OVERLAP_CAPTURED
 from sgl_conveyor.eval.workload import Workload
-from sgl_conveyor.lang.prompting import example_turns
+from sgl_conveyor.lang.prompting import example_turns, worked_example
 
 # The plan's shape, enforced by constrained decoding (as JSON tools get their schema): first
 # two to four look-ups (or searches), numbered 1..n, then one step that combines their results
@@ -62,6 +63,12 @@ MORE_EXAMPLES = (
 )
 
 
+CHAT_SYSTEM = "\n".join(
+    [sgl_conveyor.tool_prompt(["plan"], intro=INTRO)]
+    + [worked_example("plan", request, {"plan": plan}) for request, plan in MORE_EXAMPLES]
+)
+
+
 @sgl.function
 def planning(s, question, mode=None, task_id=None):
     s += sgl.system(sgl_conveyor.tool_prompt(["plan"], examples=0, intro=INTRO))
@@ -91,4 +98,13 @@ WORKLOAD = Workload(
     description="an LLMCompiler-style plan (look-ups, then arithmetic on $k); each step runs "
     "as soon as its line is complete and its dependencies are done",
     goals=(OVERLAP_CAPTURED, CALL_EAGER),
+    # Through a chat API the plan is the `plan` argument of a call chosen by name; the worked
+    # plans go into the system prompt (the spec's and these).
+    chat=ChatForm(
+        tool="plan",
+        messages=system_and_request(CHAT_SYSTEM, "question"),
+        followup="Give the answer in one sentence.",
+        call_options={"max_tokens": 160, "temperature": 0.0},
+        answer_options={"max_tokens": 40, "stop": ["\n"], "temperature": 0.0},
+    ),
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sglang as sgl
 
 import sgl_conveyor
+from sgl_conveyor.eval.chat_runs import ChatForm, system_and_request
 from sgl_conveyor.eval.goals import CALL_EAGER, OVERLAP_CAPTURED
 from sgl_conveyor.eval.workload import Workload
 from sgl_conveyor.lang.prompting import worked_example
@@ -60,4 +61,13 @@ WORKLOAD = Workload(
     description="one search call with several queries (one per fact), then a one-sentence "
     "answer; each query is sent the moment it is decoded",
     goals=(OVERLAP_CAPTURED, CALL_EAGER),
+    # The same conversation through a chat API: the search call chosen by name (the server
+    # constrains it to the schema), then the answer.
+    chat=ChatForm(
+        tool="search",
+        messages=system_and_request(SYSTEM, "question"),
+        followup="Answer the question in one sentence using the search results.",
+        call_options={"max_tokens": 96, "temperature": 0.0},
+        answer_options={"max_tokens": 48, "temperature": 0.0},
+    ),
 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sglang as sgl
 
 import sgl_conveyor
+from sgl_conveyor.eval.chat_runs import ChatForm, system_and_request
 from sgl_conveyor.eval.goals import CALL_EAGER_WHERE_MEASURED, EARLY_ABORT
 from sgl_conveyor.eval.workload import Workload
 from sgl_conveyor.lang.prompting import example_turns, tool_turn
@@ -63,4 +64,14 @@ WORKLOAD = Workload(
     description="get_local_news with arguments checked as they complete; an invalid place or "
     "date is rejected early and the call is written again once",
     goals=(CALL_EAGER_WHERE_MEASURED, EARLY_ABORT),
+    # Through a chat API: a rejected place closes the stream; the model reads the tool
+    # message's "did you mean" and calls again once, then summarizes.
+    chat=ChatForm(
+        tool="get_local_news",
+        messages=system_and_request(sgl_conveyor.tool_prompt(["get_local_news"]), "request"),
+        followup="Summarize the news in one sentence.",
+        retries=1,
+        call_options={"max_tokens": 64, "temperature": 0.0},
+        answer_options={"max_tokens": 32, "stop": ["\n"], "temperature": 0.0},
+    ),
 )

@@ -37,6 +37,7 @@ from sgl_conveyor.errors import (
     ArgumentRejectedError,
     BackendError,
     CallCancelledError,
+    ChatStreamError,
     ConveyorError,
     IncompleteError,
     MalformedCallError,
@@ -51,8 +52,10 @@ from sgl_conveyor.errors import (
     ToolSpecError,
     ToolTimeoutError,
     TruncatedCallError,
+    UnconfirmedCallError,
     UnitError,
     UnitSchemaError,
+    UnknownToolCallError,
     UnknownToolError,
 )
 from sgl_conveyor.lang.partial_tool import (
@@ -79,6 +82,7 @@ __all__ = [
     "BackendError",
     "CallCancelledError",
     "CallContext",
+    "ChatStreamError",
     "ConveyorError",
     "Effect",
     "FunctionTool",
@@ -103,10 +107,12 @@ __all__ = [
     "ToolSpecError",
     "ToolTimeoutError",
     "TruncatedCallError",
+    "UnconfirmedCallError",
     "Unit",
     "UnitError",
     "UnitResult",
     "UnitSchemaError",
+    "UnknownToolCallError",
     "UnknownToolError",
     "call_report",
     "cancel",
@@ -137,9 +143,13 @@ def default_backend(**options: Any):
     return _default(**options)
 
 
-def call_report(state: Any, name: str) -> dict[str, Any]:
+def call_report(state: Any, name: str | int) -> dict[str, Any]:
     """The JSON view of a partial_tool call of a finished program: mode, error, and the
-    timeline of each attempt (times in seconds from that attempt's stream start)."""
+    timeline of each attempt (times in seconds from that attempt's stream start). On a chat
+    turn (or run), `name` is the call's index: `call_report(turn, 0)`."""
+    chat_report = getattr(state, "call_report", None)
+    if chat_report is not None and isinstance(name, int):
+        return chat_report(name)
     meta = state.get_meta_info(name) or {}
     conv = meta.get("conveyor")
     if conv is None:
@@ -152,6 +162,15 @@ def call_report(state: Any, name: str) -> dict[str, Any]:
         "error": conv.get("error"),
         "calls": [t.to_dict() for t in timelines],
     }
+
+
+def __getattr__(name: str) -> Any:
+    """`sgl_conveyor.chat` without importing it first (it needs the optional `openai`)."""
+    if name == "chat":
+        import importlib
+
+        return importlib.import_module("sgl_conveyor.chat")
+    raise AttributeError(f"module 'sgl_conveyor' has no attribute {name!r}")
 
 
 install()

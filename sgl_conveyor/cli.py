@@ -16,7 +16,12 @@ def _demo(argv: list[str]) -> int:
         "interleaved, and show when each unit ran, the latencies (median and spread) and the "
         "cache hit of the follow-up gen.",
     )
-    p.add_argument("--backend", default="local", help="local (default), replay, or a server URL")
+    p.add_argument(
+        "--backend",
+        default="local",
+        help="local (default), replay, an SGLang server URL, or openai:URL (any "
+        "OpenAI-compatible chat API, with --model; the call goes through sgl_conveyor.chat)",
+    )
     p.add_argument(
         "--workload",
         default="news",
@@ -24,7 +29,11 @@ def _demo(argv: list[str]) -> int:
         help="news (default: a call checked argument by argument, where partial execution "
         "pays) or search (one call of parallel queries, where it barely can)",
     )
-    p.add_argument("--model", default=None, help="local backend: a model folder or .gguf file")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="local backend: a model folder or .gguf file; openai:URL: the server's model name",
+    )
     p.add_argument("--question", default=None, help="the request (default: a fixed example)")
     p.add_argument("--repeats", type=int, default=3, help="interleaved runs per mode (3)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -31,6 +31,14 @@ class DemoCase:
     title: str
     why: str
 
+    def chat_form(self) -> Any:
+        """The workload's chat form (eval.chat_runs.ChatForm): its conversation for a chat API."""
+        mod = self.program.split(":")[0]
+        workload = importlib.import_module(f"sgl_conveyor.programs.{mod}").WORKLOAD
+        if workload.chat is None:
+            raise SystemExit(f"the {self.name} demo has no chat form")
+        return workload.chat
+
     def load(self) -> tuple[Any, str]:
         mod, fn = self.program.split(":")
         program = getattr(importlib.import_module(f"sgl_conveyor.programs.{mod}"), fn)
@@ -87,6 +95,10 @@ class RunOutcome:
 def _run(
     case: DemoCase, program: Any, backend: Any, text: str, mode: str, task_id: str | None
 ) -> RunOutcome:
+    from sgl_conveyor.eval.chat_runs import ChatBackend
+
+    if isinstance(backend, ChatBackend):
+        return _run_chat(case, backend, text, mode)
     if hasattr(backend, "flush_cache"):
         backend.flush_cache()  # same cache state for both modes: only the system prompt warm
     kwargs: dict[str, Any] = {case.input_name: text, "mode": mode}
@@ -99,6 +111,53 @@ def _run(
     if state.error() is not None:
         raise SystemExit(f"the {mode} run failed: {state.error()!r}")
     return RunOutcome(mode, latency, state, t0)
+
+
+def _run_chat(case: DemoCase, backend: Any, text: str, mode: str) -> RunOutcome:
+    """The case's conversation through the chat API (`sgl_conveyor.chat`), read back the way a
+    program's state is."""
+    from sgl_conveyor.eval.chat_runs import run_chat_task
+
+    form = case.chat_form()
+    outcome = run_chat_task(form, backend, {case.input_name: text}, mode)
+    if outcome.error is not None:
+        raise SystemExit(f"the {mode} run failed: {outcome.error}")
+    state = _ChatState(case, form.tool, mode, outcome)
+    return RunOutcome(mode, outcome.t1 - outcome.t0, state, outcome.t0)
+
+
+class _ChatState:
+    """A chat run as _report reads a program state: the call's meta info (its timelines),
+    its text, the answer and the answer's prompt and cached tokens."""
+
+    def __init__(self, case: DemoCase, tool: str, mode: str, outcome: Any):
+        self.case, self.tool, self.mode, self.outcome = case, tool, mode, outcome
+
+    def _last_call(self) -> Any:
+        turns = self.outcome.call_turns
+        return turns[-1].calls[0] if turns and turns[-1].calls else None
+
+    def get_meta_info(self, name: str) -> dict[str, Any]:
+        if name == self.case.call:
+            last = self._last_call()
+            error = last.error if last is not None else None
+            return {
+                "conveyor": {
+                    "tool": self.tool,
+                    "mode": self.mode,
+                    "attempts": len(self.outcome.timelines()),
+                    "error": error.to_dict() if error is not None else None,
+                    "timelines": self.outcome.timelines(),
+                }
+            }
+        answer = self.outcome.answer
+        return {"prompt_tokens": answer.prompt_tokens, "cached_tokens": answer.cached_tokens}
+
+    def __getitem__(self, name: str) -> str:
+        if name == self.case.call:
+            last = self._last_call()
+            return last.arguments_text if last is not None else ""
+        return self.outcome.answer.content
 
 
 def make_backend(kind: str, case: DemoCase, *, model: str | None = None) -> tuple[Any, str | None]:
@@ -119,7 +178,14 @@ def make_backend(kind: str, case: DemoCase, *, model: str | None = None) -> tupl
         from sgl_conveyor.backends.sglang_server import ConveyorEndpoint
 
         return ConveyorEndpoint(kind), None
-    raise SystemExit(f"unknown backend {kind!r}: use local, replay or an http:// URL")
+    if kind.startswith("openai:"):
+        from sgl_conveyor.eval.chat_runs import ChatBackend
+
+        try:
+            return ChatBackend.parse(kind, model), None
+        except ValueError as e:
+            raise SystemExit(str(e)) from None
+    raise SystemExit(f"unknown backend {kind!r}: use local, replay, an http:// URL or openai:URL")
 
 
 def run_demo(

@@ -164,6 +164,21 @@ class ResultNotSerializableError(ToolCallError):
     kind = "result_not_serializable"
 
 
+class UnknownToolCallError(ToolCallError):
+    """The model called a tool that the request did not offer (or named none)."""
+
+    kind = "unknown_tool"
+
+
+class UnconfirmedCallError(ToolCallError):
+    """A complete tool call that the server never confirmed: the response ended with a finish
+    reason other than `tool_calls` (`length`, `stop`, `content_filter`), was cut, or was stopped
+    because another call failed. What needs confirmation (irreversible units, the tool's
+    finish) did not run; reversible units that ran early were undone."""
+
+    kind = "unconfirmed_call"
+
+
 class CallCancelledError(ToolCallError):
     """The call was cancelled: by the user, by the program, or because the program failed."""
 
@@ -180,3 +195,12 @@ class ModelNotFoundError(BackendError):
 
 class RequestError(BackendError):
     """A request failed inside the engine (the message says why)."""
+
+
+class ChatStreamError(BackendError):
+    """An OpenAI-compatible chat stream failed: the server answered with an error (its status
+    and message), the connection broke, or the stream ended without a finish reason."""
+
+    def __init__(self, message: str, *, status: int | None = None):
+        self.status = status
+        super().__init__(message)

@@ -3,7 +3,8 @@
 Backed by the embedded engine (and its radix prefix cache), so any program written for a real
 SGLang server — `sgl.RuntimeEndpoint(url)`, partial tools with early abort included — runs on a
 machine with no GPU. Same routes, request fields, SSE event format and `meta_info` names as the
-SGLang server; unknown sampling parameters are refused as the server refuses them. It never
+SGLang server; unknown sampling parameters are refused as the server refuses them. The OpenAI
+chat API (`/v1/chat/completions`, `/v1/models`) lives in `chat_api.py`. It never
 touches the model itself: every request goes through `Engine.submit`.
 """
 
@@ -27,6 +28,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from sgl_conveyor.backends.chat_api import ChatAPI
 from sgl_conveyor.sampling import SERVER_SAMPLING_KEYS
 
 SAMPLING_KEYS = SERVER_SAMPLING_KEYS  # the server's `sampling_params` keys
@@ -228,6 +230,7 @@ class ConveyorServer:
         # than allowed, and is refused without being tokenized.
         longest = max(map(len, self.engine.tokenizer.get_vocab(with_added_tokens=True)), default=1)
         self.max_prompt_chars = self.max_prompt_tokens * max(longest, 1)
+        self.chat = ChatAPI(self)  # the OpenAI chat API (chat_api.py)
         self.app = Starlette(
             routes=[
                 Route("/generate", self.generate, methods=["POST", "PUT"]),
@@ -239,6 +242,8 @@ class ConveyorServer:
                 Route("/abort_request", self.abort_request, methods=["POST"]),
                 Route("/health", self.health, methods=["GET"]),
                 Route("/health_generate", self.health_generate, methods=["GET"]),
+                Route("/v1/chat/completions", self.chat.chat_completions, methods=["POST"]),
+                Route("/v1/models", self.chat.models, methods=["GET"]),
             ]
         )
 
@@ -669,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="sgl-conveyor serve",
         description="An SGLang-protocol HTTP server on the embedded engine (CPU or CUDA): point "
-        "sgl.RuntimeEndpoint(url) at it.",
+        "sgl.RuntimeEndpoint(url) at it, or an OpenAI client at url/v1 (chat completions).",
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=30000)

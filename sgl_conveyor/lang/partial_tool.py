@@ -26,19 +26,17 @@ from sgl_conveyor.errors import (
     ArgumentRejectedError,
     CallCancelledError,
     ConveyorError,
-    IncompleteError,
     MalformedCallError,
     SchemaViolationError,
     ScriptError,
     ToolCallError,
-    ToolExecutionError,
     TruncatedCallError,
     UnitError,
-    UnitSchemaError,
     UnknownToolError,
 )
 from sgl_conveyor.lang.render import Render, coerce_render, result_text, role_affixes
 from sgl_conveyor.runtime.call import Mode, ToolCall
+from sgl_conveyor.runtime.failures import call_error
 from sgl_conveyor.tools.registry import ToolRegistry, default_registry
 from sgl_conveyor.tools.spec import ToolSpec
 
@@ -345,7 +343,7 @@ class _CallRunner:
             try:
                 att.result = self._decode(call, spec, detector, sp, att)
             except Exception as e:
-                att.error = _call_error(e, spec, att.last_meta)
+                att.error = call_error(e, spec.name, lambda: _finish_reason_text(att.last_meta))
             finally:
                 att.text = "".join(att.parts)
                 state.active = None
@@ -483,27 +481,6 @@ class _CallRunner:
                 exe.stream_var_event[var].set()
         if last.error is not None and node.on_error == "raise":
             raise last.error
-
-
-def _call_error(e: Exception, spec: ToolSpec, meta: dict[str, Any] | None) -> ToolCallError:
-    """What a failed attempt means to the user: detector errors become call errors."""
-    if isinstance(e, UnitSchemaError):
-        return SchemaViolationError(
-            f"{spec.name} call cannot match its schema: {e}", tool=spec.name
-        )
-    if isinstance(e, IncompleteError):
-        why = _finish_reason_text(meta)
-        return TruncatedCallError(
-            f"{spec.name} call ended before it was complete ({why}): {e}", tool=spec.name
-        )
-    if isinstance(e, UnitError):
-        return MalformedCallError(f"{spec.name} call is malformed: {e}", tool=spec.name)
-    if isinstance(e, ToolCallError):
-        return e
-    # the backend failed mid-stream
-    return ToolExecutionError(
-        f"stream of the {spec.name} call failed: {type(e).__name__}: {e}", tool=spec.name
-    )
 
 
 def _raise_if_cancelled(exe: StreamExecutor) -> None:

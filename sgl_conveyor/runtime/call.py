@@ -31,7 +31,8 @@ from sgl_conveyor.runtime.dag import Dependencies, deps_of, unit_id
 from sgl_conveyor.runtime.executor import Executor
 from sgl_conveyor.runtime.failures import comes_first, raised
 from sgl_conveyor.runtime.ledger import UnitLedger, default_ledger, ledger_key
-from sgl_conveyor.runtime.policy import Decision, cost_hint, decide, effect_of
+from sgl_conveyor.runtime.limits import CallLimits
+from sgl_conveyor.runtime.policy import Batch, Decision, cost_hint, decide, effect_of
 from sgl_conveyor.runtime.pool import UnitPool
 from sgl_conveyor.runtime.renderable import unrenderable
 from sgl_conveyor.runtime.timeline import Timeline, UnitTimes
@@ -92,6 +93,7 @@ class ToolCall:
         # The call's limit counts the tool's own work only: warm-up, and what it does after
         # the stream ended. Decoding, however slow, never uses it up.
         self._clock = WorkClock(spec.timeout_s)
+        self._limits = CallLimits(spec, self._clock)
         self.ctx = CallContext(
             call_id=self.call_id,
             tool=spec.name,
@@ -108,8 +110,7 @@ class ToolCall:
         self._times: dict[int, UnitTimes] = {}
         self._held: list[Unit] = []  # irreversible units, run after validation
         self._deferred: list[Unit] = []  # cost model: run inline at close
-        self._batch: list[Unit] = []
-        self._batch_s = 0.0
+        self._batch = Batch()  # cheap units waiting to share one hand-off
         self._dag = Dependencies()
         self._ran: list[UnitResult] = []  # finished OK, in completion order (for undo)
         self._start_future: Future | None = None
@@ -168,56 +169,19 @@ class ToolCall:
     def poll(self) -> ToolCallError | None:
         """Check running units against their time limits; cheap enough to call per token."""
         if self._failure is None and self._begun:
-            now = time.perf_counter()
-            for ut in self._running():
-                limit = self._unit_timeout(ut.index)
-                if now - (ut.started or now) > limit:
-                    self._fail(
-                        ToolTimeoutError(
-                            f"unit {ut.path} ran longer than its limit of {limit:g} s",
-                            tool=self.spec.name,
-                            unit=ut.path,
-                        )
-                    )
-                    break
-            if self._clock.expired():
-                self._fail(self._call_timeout())
+            error = self._limits.exceeded(self._running(), time.perf_counter())
+            if error is not None:
+                self._fail(error)
         return self._failure
 
-    def _running(self) -> list[UnitTimes]:
+    def _running(self) -> list[tuple[UnitTimes, float]]:
+        """The units running now, each with its limit."""
         with self._lock:
-            return [ut for ut in self._times.values() if ut.started and not ut.finished]
-
-    def _next_deadline(self) -> float | None:
-        """When `poll` could next find a limit passed (monotonic), or None: what a wait after
-        the stream sleeps until, unless something changes first."""
-        offset = time.monotonic() - time.perf_counter()
-        ends = [
-            (ut.started or 0.0) + self._unit_timeout(ut.index) + offset for ut in self._running()
-        ]
-        if self._clock.running:
-            ends.append(time.monotonic() + max(0.0, self._clock.remaining()))
-        # A hair past the limit: poll's comparisons are strict.
-        return min(ends) + 0.001 if ends else None
-
-    def _call_timeout(self) -> ToolTimeoutError:
-        return ToolTimeoutError(
-            f"{self.spec.name} spent longer than the call's limit of {self.spec.timeout_s:g} s "
-            "on its own work (warm-up, units after the stream ended, finish)",
-            tool=self.spec.name,
-        )
+            running = [ut for ut in self._times.values() if ut.started and not ut.finished]
+        return [(ut, self._unit_timeout(ut.index)) for ut in running]
 
     def _unit_timeout(self, index: int) -> float:
-        unit = self._units[index] if index < len(self._units) else None
-        if unit is not None:
-            t = (
-                self.spec.units[unit.pattern].timeout_s
-                if unit.pattern < len(self.spec.units)
-                else None
-            )
-            if t:
-                return t
-        return self.spec.unit_timeout_s
+        return self._limits.of_unit(self._units[index] if index < len(self._units) else None)
 
     # --- phases ------------------------------------------------------------------------------
 
@@ -271,9 +235,8 @@ class ToolCall:
         elif decision is Decision.DEFER:
             self._deferred.append(unit)
         elif decision is Decision.BATCH:
-            self._batch.append(unit)
-            self._batch_s += expected or 0.0
-            if self._batch_s >= self.cost_model.batch_target_s():
+            self._batch.add(unit, expected or 0.0)
+            if self._batch.expected_s >= self.cost_model.batch_target_s():
                 self._flush_batch()
         elif decision is Decision.RUN:
             if self.spec.order is Order.SERIAL:
@@ -315,7 +278,7 @@ class ToolCall:
             # the cost model's estimate, they now run here, inline, with nothing to overlap.
             if self.spec.order is Order.SERIAL:
                 self._flush_batch()  # onto the one worker, ahead of the held units: in order
-            leftover, self._batch, self._batch_s = self._batch, [], 0.0
+            leftover = self._batch.take()
             for unit in self._held:
                 self._schedule(unit)
             for unit in sorted(leftover + self._deferred, key=lambda u: u.index):
@@ -416,9 +379,9 @@ class ToolCall:
         self._executor.submit_unit(unit.index, self._run_unit, unit)
 
     def _flush_batch(self) -> None:
-        if not self._batch:
+        batch = self._batch.take()
+        if not batch:
             return
-        batch, self._batch, self._batch_s = self._batch, [], 0.0
         if self.spec.order is Order.DAG:
             for unit in batch:
                 self._schedule(unit)
@@ -479,22 +442,44 @@ class ToolCall:
     def _run_claimed(self, unit: Unit, key: tuple[Any, ...]) -> UnitResult:
         ut = self._times[unit.index]
         result = UnitResult(unit=unit, dispatched_s=ut.dispatched)
-        if self.ctx.cancelled.is_set():
-            ut.decision = "skip"
-            result.error = CallCancelledError("the call was cancelled", tool=self.spec.name)
+        result.error = self._cannot_run(unit)
+        if result.error is not None:
             return result
+        self._started(ut)
+        owner = self._execute(unit, key, ut, result)
+        if result.error is not None:
+            ut.ok = False
+            ut.error = str(result.error)
+            if not isinstance(result.error, CallCancelledError) or not self.ctx.cancelled.is_set():
+                self._fail(result.error)
+            return result
+        self._succeeded(unit, ut, result, owner)
+        return result
+
+    def _cannot_run(self, unit: Unit) -> BaseException | None:
+        """Why the unit must not run now (the call was cancelled, the warm-up failed), or None;
+        waits for the tool's warm-up first."""
+        if self.ctx.cancelled.is_set():
+            self._times[unit.index].decision = "skip"
+            return CallCancelledError("the call was cancelled", tool=self.spec.name)
         if self._start_future is not None:
             try:
                 self._start_future.result()
             except BaseException as e:
-                result.error = e if isinstance(e, ToolCallError) else self._wrap(e, unit)
-                return result
+                return e if isinstance(e, ToolCallError) else self._wrap(e, unit)
+        return None
+
+    def _started(self, ut: UnitTimes) -> None:
         ut.started = time.perf_counter()
         self._wakeup.notify()  # a new deadline for the waits after the stream
         if ut.dispatched is not None:
             # The hand-off cost only: time spent waiting for the tool's warm-up is not overhead.
             ready = max(ut.dispatched, self.timeline.tool_ready or 0.0)
             self.cost_model.observe_overhead(max(0.0, ut.started - ready))
+
+    def _execute(self, unit: Unit, key: tuple[Any, ...], ut: UnitTimes, result: UnitResult) -> bool:
+        """Run the unit once per identical unit of the program; the value or the typed error
+        into `result`. Returns whether this unit ran it (it was not shared)."""
         ut.work = f"{hash(key[1:]) & 0xFFFFFFFFFFFF:012x}"
         owner = False
 
@@ -525,12 +510,10 @@ class ToolCall:
             ut.finished = time.perf_counter()
             result.started_s = ut.started
             result.finished_s = ut.finished
-        if result.error is not None:
-            ut.ok = False
-            ut.error = str(result.error)
-            if not isinstance(result.error, CallCancelledError) or not self.ctx.cancelled.is_set():
-                self._fail(result.error)
-            return result
+        return owner
+
+    def _succeeded(self, unit: Unit, ut: UnitTimes, result: UnitResult, owner: bool) -> None:
+        """Learn the unit's cost, keep its result (for finish, and undo), free its dependents."""
         if owner:
             self.cost_model.observe_run(
                 self.spec.name, unit.pattern, ut.finished - ut.started, unit_kind(unit.meta)
@@ -542,7 +525,6 @@ class ToolCall:
         for u in self._dag.finished(uid):
             self._dispatch(u)
             self._dag.dispatched(u)
-        return result
 
     def _wrap(self, e: BaseException, unit: Unit | None) -> ToolCallError:
         return raised(self.spec.name, e, unit.path if unit is not None else None)
@@ -553,8 +535,9 @@ class ToolCall:
         """Sleep until `ready()`, the call is doomed, or a limit may have passed; then check
         the limits (unit limits, and the call's on what runs after the stream)."""
         doomed_or_ready = lambda: self._failure is not None or ready()
+        next_deadline = lambda: self._limits.next_deadline(self._running())
         while self.poll() is None and not ready():
-            self._wakeup.wait_until(doomed_or_ready, self._next_deadline)
+            self._wakeup.wait_until(doomed_or_ready, next_deadline)
 
     def _wait_future(self, fut: Future) -> UnitResult:
         self._wait_doomed(fut.done)

@@ -59,3 +59,21 @@ def decide(
     if cost == BATCH:
         return Decision.BATCH
     return Decision.RUN
+
+
+class Batch:
+    """Units the policy said to BATCH: they wait for one shared hand-off until their expected
+    cost is worth it (the scope compares `expected_s` with the cost model's target)."""
+
+    def __init__(self) -> None:
+        self.units: list[Unit] = []
+        self.expected_s = 0.0
+
+    def add(self, unit: Unit, expected_s: float) -> None:
+        self.units.append(unit)
+        self.expected_s += expected_s
+
+    def take(self) -> list[Unit]:
+        """The waiting units, in arrival order; the batch is empty after."""
+        units, self.units, self.expected_s = self.units, [], 0.0
+        return units

@@ -150,7 +150,7 @@ def _expected_files() -> set[str]:
                 p.suffix == ".py"
                 or folder == "tool_specs"
                 or (folder == "eval" and rel.parts[0] in ("data", "tasks", "traces"))
-                or (folder == "sgl_conveyor" and p.suffix == ".json")
+                or (folder == "sgl_conveyor" and p.suffix in (".json", ".jinja"))
             ):
                 files.add(f"{installed_as}/{rel.as_posix()}")
     return files
@@ -173,6 +173,7 @@ def test_the_wheel_holds_the_code_specs_data_tasks_and_traces_inside_sgl_conveyo
         "sgl_conveyor/eval/traces/demo.jsonl",
         "sgl_conveyor/programs/search.py",
         "sgl_conveyor/tools/meta_schema.json",
+        "sgl_conveyor/backends/templates/hermes_chatml.jinja",
     ):
         assert must in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]

@@ -1,4 +1,4 @@
-"""Regex and JSON-schema constrained decoding with xgrammar, the library SGLang itself uses.
+"""Regex, JSON-schema and EBNF constrained decoding with xgrammar, the library SGLang itself uses.
 
 Grammars compile once per distinct constraint; each request gets its own matcher. A grammar must
 never allow a special token other than a stop token (see `GrammarCompiler`).
@@ -54,8 +54,9 @@ class GrammarCompiler:
         self._compiler = xgr.GrammarCompiler(info, max_threads=2, cache_enabled=True)
 
     def for_params(self, p: SamplingParams) -> Constraint | None:
-        """The constraint `p` asks for (regex or json_schema), or None. Raises ValueError on
-        an invalid regex or schema, in the caller's thread."""
+        """The constraint `p` asks for (regex, json_schema or ebnf), or None. Raises
+        ValueError on an invalid one, in the caller's thread."""
+        what = "json_schema" if p.json_schema is not None else "ebnf" if p.ebnf else "regex"
         try:
             if p.json_schema is not None:
                 schema = p.json_schema
@@ -66,16 +67,16 @@ class GrammarCompiler:
                         schema = json.dumps(schema)
                     # compact JSON: a small model given free whitespace tends to ramble in it
                     grammar = self._compiler.compile_json_schema(schema, any_whitespace=False)
+            elif p.ebnf is not None:
+                grammar = self._compiler.compile_grammar(p.ebnf)
             elif p.regex is not None:
                 grammar = self._compiler.compile_regex(p.regex)
             else:
                 return None
         except (RuntimeError, ValueError, TypeError) as err:
-            what = "json_schema" if p.json_schema is not None else "regex"
             raise ValueError(f"invalid {what} for constrained decoding: {err}") from err
         constraint = Constraint(grammar, self.vocab_size, self.stop_token_ids)
         if not constraint.can_start():
-            what = "json_schema" if p.json_schema is not None else "regex"
             raise ValueError(f"the {what} matches no text: nothing can be generated under it")
         return constraint
 

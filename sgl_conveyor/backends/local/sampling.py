@@ -32,6 +32,7 @@ class SamplingParams:
     ignore_eos: bool = False
     regex: str | None = None
     json_schema: str | None = None
+    ebnf: str | None = None  # an xgrammar EBNF grammar (the chat API's forced tool calls)
     seed: int | None = None
     return_logprob: bool = False
     logprob_start_len: int = -1  # -1: no prompt logprobs
@@ -50,8 +51,8 @@ class SamplingParams:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if not 0.0 <= self.min_p <= 1.0:
             raise ValueError(f"min_p must be in [0, 1], got {self.min_p}")
-        if self.regex is not None and self.json_schema is not None:
-            raise ValueError("set regex or json_schema, not both")
+        if sum(c is not None for c in (self.regex, self.json_schema, self.ebnf)) > 1:
+            raise ValueError("set one of regex, json_schema and ebnf, not several")
 
     @property
     def greedy(self) -> bool:
