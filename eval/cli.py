@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .chat_runs import BACKEND_PREFIX, ChatBackend, chat_workloads
-from .metrics import MODES
+from .metrics import ALL_MODES
 from .runner import EvalConfig, iter_modes, record_traces, run_eval
 from .workload import WorkloadError, discover, select
 
@@ -46,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--modes",
         type=_modes,
-        default=MODES,
-        help=f"comma list of modes, run interleaved per task (default {','.join(MODES)})",
+        default=ALL_MODES,
+        help="comma list of modes, run interleaved per task; each workload runs those it "
+        f"declares (default {','.join(ALL_MODES)})",
     )
     p.add_argument(
         "--backend",
@@ -76,7 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
         "trace to F ({workload} in F: one file per workload)",
     )
     p.add_argument(
-        "--record-mode", default="partial", choices=MODES, help="mode to record in (partial)"
+        "--record-mode",
+        default="partial",
+        choices=ALL_MODES,
+        help="mode to record in (partial; codegen: sequential, so that every script is whole)",
     )
     p.add_argument(
         "--sweep",

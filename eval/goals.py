@@ -101,6 +101,21 @@ EARLY_ABORT = Goal(
     ideal="invalid_first.ideal_vs_sequential",
 )
 
+INTERRUPT_SPEEDUP = Goal(
+    "L_seq / L_partial+interrupt (1 retry each)",
+    "interrupt.speedup_vs_sequential",
+    ">=",
+    1.25,
+    "needs sequential and partial+interrupt runs",
+)
+INTERRUPT_SUCCESS = Goal(
+    "success(partial+interrupt) - success(sequential), final script without error",
+    "interrupt.success_vs_sequential",
+    ">=",
+    0.0,  # stopping early must not cost repairs: no worse than sequential + one retry
+    "needs sequential and partial+interrupt runs that report whether the final script ran",
+)
+
 # The call-eager bar where the workload has tasks with a call of >= CALL_EAGER_MIN_UNITS units
 # (a workload whose calls are always that long declares CALL_EAGER itself).
 CALL_EAGER_WHERE_MEASURED = CALL_EAGER.where("n_tasks_3plus")

@@ -30,8 +30,10 @@ drain later, so it is the exact schedule and never above Eq. 2. Both lie in [max
 
 A call aborted early (a unit rejected by the schema or the tool's check) ideally ends when the
 rejected unit was generated plus its check (the time from the check's start to the abort); a unit
-that failed while running ends the call at its own F_k. Other aborts (malformed text, timeouts)
-make no claim: their ideal is their measured span.
+that failed while running ends the call at its own F_k. A call whose units all ran and whose
+finish then failed it (a script that stopped on an error, in a mode that does not interrupt) has
+the ideal of a call that succeeded. Other aborts (malformed text, timeouts) make no claim: their
+ideal is their measured span.
 
 The ideal of a request: its measured latency minus, for each call, what the call's ideal would
 have saved: latency - sum_calls (span - ideal), where a call's span runs from its stream start to
@@ -54,6 +56,10 @@ from .goals import CALL_EAGER_MIN_UNITS, DEFAULT_GOALS, Goal
 from .records import RunRecord, as_records
 
 MODES = ("sequential", "call-eager", "partial")
+# Partial mode with early interruption on runtime errors: only workloads that declare it
+# (`Workload.modes`) run it, mapping it to their program's arguments.
+INTERRUPT = "partial+interrupt"
+ALL_MODES = (*MODES, INTERRUPT)
 OVERLAP_MIN_GAP = 0.05  # overlap captured is noise where the ideal saves < 5% of L_seq
 
 _SPLIT_SUFFIX = re.compile(r"#\d+$")
@@ -164,13 +170,14 @@ def call_ideal(
             check = max(0.0, (_rel(call, "aborted_s") or checked_from) - checked_from)
             return d + check
         failed = next((u for u in units if u.get("error") and u.get("started_s") is not None), None)
-        if failed is None:
+        finished = call.get("finish_start_s") is not None and call.get("finish_end_s") is not None
+        if failed is None and not finished:
             end = call_end(call)
             return None if end is None else end - float(call["stream_start_s"])
 
     finish = _schedule(call, units, G, t0, order, held, concurrency)
-    if call.get("aborted_s") is not None:
-        return finish[int(failed["index"])]  # type: ignore[index]
+    if call.get("aborted_s") is not None and failed is not None:
+        return finish[int(failed["index"])]
     last = max(finish.values(), default=0.0)
     return max(G, t0, last) + tf
 
@@ -434,6 +441,15 @@ def summarize_workload(records: Sequence[RunRecord]) -> dict[str, Any]:
     calls = sum(int(r.n_calls or 0) for r in base)
     out["units_per_call"] = sum(int(r.n_units or 0) for r in base) / calls if calls else None
 
+    for mode in modes:
+        m = out["modes"][mode]
+        m["speedup_vs_sequential"] = paired_ratio(seq, lat[mode])[0]
+        judged = [r for r in _ok(records) if r.mode == mode and r.final_ok is not None]
+        m["success_rate"] = sum(bool(r.final_ok) for r in judged) / len(judged) if judged else None
+        m["mean_decode_tokens"] = _mean(r.decode_tokens for r in _ok(records) if r.mode == mode)
+    if INTERRUPT in modes:
+        out["interrupt"] = interrupt_summary(records, out["modes"])
+
     invalid = {r.task_id for r in records if r.invalid_first}
     if invalid:
         ri, ni = paired_ratio(part, seq, invalid)
@@ -443,6 +459,47 @@ def summarize_workload(records: Sequence[RunRecord]) -> dict[str, Any]:
             "ideal_vs_sequential": paired_ratio(ideal, seq, invalid)[0],
         }
     return out
+
+
+def interrupt_summary(
+    records: Sequence[RunRecord], modes: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """What early interruption (with one retry in every mode) changes: latency to the final
+    answer against sequential and plain partial, the share of final scripts that ran without
+    error, and the decode tokens it saved (per task, paired, means over repeats)."""
+    lat = {m: task_means(records, m) for m in (*MODES, INTERRUPT)}
+    tokens = {m: task_means(records, m, "decode_tokens") for m in ("sequential", "partial")}
+    tokens[INTERRUPT] = task_means(records, INTERRUPT, "decode_tokens")
+
+    def saved(base: str) -> tuple[float | None, float | None]:
+        common = sorted(set(tokens[base]) & set(tokens[INTERRUPT]))
+        if not common:
+            return None, None
+        diff = sum(tokens[base][t] - tokens[INTERRUPT][t] for t in common) / len(common)
+        total = sum(tokens[base][t] for t in common) / len(common)
+        return diff, (diff / total if total else None)
+
+    def success(mode: str) -> float | None:
+        return (modes.get(mode) or {}).get("success_rate")
+
+    seq_ok, int_ok = success("sequential"), success(INTERRUPT)
+    per_task, n = saved("partial")
+    # Tasks whose first script failed (the sequential runs needed their retry).
+    repaired = {r.task_id for r in _ok(records) if r.mode == "sequential" and (r.n_calls or 0) > 1}
+    return {
+        "speedup_vs_sequential": paired_ratio(lat["sequential"], lat[INTERRUPT])[0],
+        "speedup_vs_partial": paired_ratio(lat["partial"], lat[INTERRUPT])[0],
+        "speedup_vs_sequential_failed_first": paired_ratio(
+            lat["sequential"], lat[INTERRUPT], repaired
+        )[0],
+        "n_tasks_failed_first": len(repaired),
+        "success_rate": {m: success(m) for m in (*MODES, INTERRUPT) if m in modes},
+        "success_vs_sequential": None if seq_ok is None or int_ok is None else int_ok - seq_ok,
+        "tokens_saved_vs_partial": per_task,
+        "tokens_saved_vs_partial_share": n,
+        "tokens_saved_vs_sequential": saved("sequential")[0],
+        "tokens_saved_vs_sequential_share": saved("sequential")[1],
+    }
 
 
 def goal_checks(

@@ -40,6 +40,10 @@ _MEASURED_KEYS = (
     "generations",
 )
 _PLACE_KEYS = ("position", "sweep", "tokens_per_second", "backend", "concurrency")
+# Written only when measured (rows written before they existed load and write back unchanged):
+# whether the last tool call of the run succeeded (a script that ran without error), and the
+# tokens decoded over all generations of the run.
+_OPTIONAL_KEYS = ("final_ok", "decode_tokens")
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,8 @@ class RunRecord:
     call_errors: Sequence[str] = ()
     calls: Sequence[Mapping[str, Any]] | None = None
     generations: Sequence[Mapping[str, Any]] = ()
+    final_ok: bool | None = None
+    decode_tokens: int | None = None
     # placed by the runner
     position: int | None = None
     sweep: bool = False
@@ -108,6 +114,7 @@ class RunRecord:
             keys += _MEASURED_KEYS
         if self.position is not None:
             keys += _PLACE_KEYS
+        keys += [k for k in _OPTIONAL_KEYS if getattr(self, k) is not None]
         row = {k: getattr(self, k) for k in keys}
         for key in ("call_errors", "generations"):
             if key in row:

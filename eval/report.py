@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from .metrics import MODES, OVERLAP_MIN_GAP, summarize_sweep, task_means
+from .metrics import INTERRUPT, MODES, OVERLAP_MIN_GAP, summarize_sweep, task_means
 from .records import RunRecord, as_records
 
 MODE_COLORS = {"sequential": "#8c8c8c", "call-eager": "#e69f00", "partial": "#0072b2"}
@@ -75,6 +75,40 @@ def headline_table(summary: Mapping[str, Any]) -> str:
             f"| {_lat(s, 'partial')} | {_x(s.get('speedup_vs_sequential'))} "
             f"| {_s(s.get('ratio_vs_call_eager'))} | {_overlap(s)} "
             f"| {_s(s.get('units_per_call'), 1)} | {errors} |"
+        )
+    return "\n".join(rows)
+
+
+def interrupt_table(summary: Mapping[str, Any]) -> str:
+    """Per workload that runs partial+interrupt: per mode (one retry each), the latency to the
+    final answer, its speed-up vs sequential, the share of final scripts that ran without error
+    and the tokens decoded; then what interruption saved. Empty when no workload runs it."""
+    rows = []
+    for wl, s in summary.get("workloads", {}).items():
+        i = s.get("interrupt")
+        if not i:
+            continue
+        if not rows:
+            rows = [
+                "| workload | mode (1 retry each) | latency to the answer (s) | speed-up vs seq "
+                "| final script ran | decode tokens |",
+                "|---|---|---:|---:|---:|---:|",
+            ]
+        for mode in (*MODES, INTERRUPT):
+            if mode not in s.get("modes", {}):
+                continue
+            speedup = _x(_mode(s, mode, "speedup_vs_sequential"))
+            rows.append(
+                f"| {wl} | {mode} | {_lat(s, mode)} | {speedup} "
+                f"| {_pct(_mode(s, mode, 'success_rate'))} "
+                f"| {_s(_mode(s, mode, 'mean_decode_tokens'), 0)} |"
+            )
+        rows.append(
+            f"| {wl} | interruption saved | vs partial {_x(i.get('speedup_vs_partial'))}; "
+            f"vs seq on the {i.get('n_tasks_failed_first', 0)} tasks whose first script failed "
+            f"{_x(i.get('speedup_vs_sequential_failed_first'))} | | "
+            f"{_s(i.get('tokens_saved_vs_partial'), 0)} tokens per task vs partial "
+            f"({_pct(i.get('tokens_saved_vs_partial_share'))}) | |"
         )
     return "\n".join(rows)
 
@@ -592,6 +626,20 @@ def write_report(
     ]
     if plots["latency"]:
         lines += ["![Latency per request by mode](latency.png)", ""]
+    interrupt = interrupt_table(summary)
+    if interrupt:
+        (out / "interrupt.md").write_text(interrupt + "\n")
+        lines += [
+            "## Early interruption and repair",
+            "",
+            "Every mode retries a failed script once (the model is shown the traceback); "
+            "`partial+interrupt` also stops decoding at the statement that failed. Latency to "
+            "the final answer, mean ± std over tasks × repeats; `final script ran`: share of "
+            "runs whose last script ran without error.",
+            "",
+            interrupt,
+            "",
+        ]
     goals = summary.get("goals") or []
     if goals:
         passed = sum(1 for g in goals if g["passed"])

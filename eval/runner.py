@@ -27,7 +27,7 @@ from typing import Any
 from sgl_conveyor import resources
 
 from .chat_runs import BACKEND_PREFIX, ChatBackend, run_chat_task
-from .metrics import MODES, call_end, call_ideal, held_units, request_ideal, summarize
+from .metrics import ALL_MODES, call_end, call_ideal, held_units, request_ideal, summarize
 from .records import RunRecord
 from .workload import Task, Workload, spec_facts
 
@@ -40,7 +40,7 @@ class EvalConfig:
     """Everything one `sgl-conveyor eval` invocation decides (recorded in summary.json)."""
 
     workloads: str = "all"
-    modes: tuple[str, ...] = MODES
+    modes: tuple[str, ...] = ALL_MODES  # each workload runs those it declares
     backend: str = "replay"  # local | replay | http://host:port | openai:http://host:port/v1
     model: str | None = None  # the model name an openai: backend asks for
     replay_file: str | None = None
@@ -181,6 +181,8 @@ def run_one(
         invalid_first=task.invalid_first,
     )
     if isinstance(backend, ChatBackend):
+        if flush_cache:
+            backend.flush_cache()
         return _run_one_chat(workload, task, mode, backend, record)
     try:
         args = workload.args_for(task, mode)
@@ -348,7 +350,11 @@ def measured(
             errors.append(d["abort_reason"])
 
     followup = _followup(generations, timelines, t0)
+    tokens = [g["completion_tokens"] for g in generations if g["completion_tokens"] is not None]
     return {
+        # The last attempt of the last call decides what the run's answer rests on.
+        "final_ok": _last(calls)["aborted_s"] is None if calls else None,
+        "decode_tokens": sum(tokens) if tokens else None,
         "decode_s": decode if timelines else None,
         "tool_s": tool if timelines else None,
         "ideal_s": request_ideal(latency_s, spans),
@@ -364,6 +370,11 @@ def measured(
         "calls": calls,
         "generations": generations,
     }
+
+
+def _last(calls: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The call (attempt) that started last."""
+    return max(calls, key=lambda c: float(c.get("stream_start_s") or 0.0))
 
 
 def _followup(generations: Sequence[Mapping[str, Any]], timelines: Sequence[Any], t0: float):
@@ -387,8 +398,11 @@ def plan_runs(
     """Every run of the eval, in the order it will happen; and the workloads left out, why."""
     runs: list[Planned] = []
     skipped: dict[str, str] = {}
-    modes = list(config.modes)
     for wl in workloads:
+        modes = [m for m in config.modes if m in wl.modes]
+        if not modes:
+            skipped[wl.name] = f"runs none of the modes {', '.join(config.modes)}"
+            continue
         try:
             tasks = wl.tasks(config.tasks)
         except Exception as e:
@@ -685,7 +699,8 @@ def iter_modes(modes: str | Iterable[str]) -> tuple[str, ...]:
     if isinstance(modes, str):
         modes = [m.strip() for m in modes.split(",") if m.strip()]
     modes = tuple(dict.fromkeys(modes))
-    bad = [m for m in modes if m not in MODES]
+    bad = [m for m in modes if m not in ALL_MODES]
     if bad or not modes:
-        raise ValueError(f"unknown mode(s) {', '.join(bad) or '(none)'}; modes: {', '.join(MODES)}")
+        known = ", ".join(ALL_MODES)
+        raise ValueError(f"unknown mode(s) {', '.join(bad) or '(none)'}; modes: {known}")
     return modes

@@ -21,6 +21,7 @@ from sgl_conveyor import resources
 from sgl_conveyor.sampling import RUN_PARAMETERS
 
 from .goals import DEFAULT_GOALS, Goal
+from .metrics import MODES
 
 # Keyword arguments of SglFunction.run: a task input must not use them as names.
 _RUN_PARAMETERS = RUN_PARAMETERS  # run options of program.run, never task inputs
@@ -65,6 +66,8 @@ class Workload:
     run_options: keyword arguments of `program.run` (sampling defaults); greedy by default.
     goals:       the bars its summary must clear (eval.goals), checked in this order; default:
                  the call-eager bar where it has calls of several units.
+    modes:       the eval modes it runs: the three runtime modes, plus `partial+interrupt`
+                 where its make_args maps it (eval.metrics.ALL_MODES).
     chat:        the same task as a chat conversation (eval.chat_runs.ChatForm), for
                  `--backend openai:URL`; None: the workload runs only as a program.
     """
@@ -78,6 +81,7 @@ class Workload:
     make_args: Callable[[Task, str], Mapping[str, Any]] | None = None
     run_options: Mapping[str, Any] = field(default_factory=lambda: {"temperature": 0.0})
     goals: Sequence[Goal] = DEFAULT_GOALS
+    modes: Sequence[str] = MODES  # `partial+interrupt` is opt-in
     chat: Any = None
 
     def tasks(self, limit: int | None = None) -> list[Task]:

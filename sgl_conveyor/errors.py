@@ -136,6 +136,18 @@ class ToolExecutionError(ToolCallError):
     kind = "tool_error"
 
 
+class ScriptError(ToolExecutionError):
+    """A statement of a generated script failed at run time (its traceback is in `output`,
+    after what the script printed before it). Retryable: the model is shown the traceback."""
+
+    kind = "script_error"
+
+    def __init__(self, message: str, *, tool=None, unit=None, output: str = "", line=None):
+        super().__init__(message, tool=tool, unit=unit)
+        self.output = output
+        self.line = line
+
+
 class ToolTimeoutError(ToolCallError):
     """A unit or the whole call ran past its time limit."""
 

@@ -28,6 +28,7 @@ from sgl_conveyor.errors import (
     ConveyorError,
     MalformedCallError,
     SchemaViolationError,
+    ScriptError,
     ToolCallError,
     TruncatedCallError,
     UnitError,
@@ -40,7 +41,16 @@ from sgl_conveyor.tools.registry import ToolRegistry, default_registry
 from sgl_conveyor.tools.spec import ToolSpec
 
 RESULT_SUFFIX = "_result"
-RETRYABLE = (SchemaViolationError, ArgumentRejectedError, MalformedCallError)
+# What the model can fix by writing the call again. A call it ended too early is one: with early
+# interruption a script fails at its first bad statement and is retried, so without it a script
+# cut off later must be retried as well, or the modes would not repair the same scripts.
+RETRYABLE = (
+    SchemaViolationError,
+    ArgumentRejectedError,
+    MalformedCallError,
+    TruncatedCallError,
+    ScriptError,
+)
 
 _default_mode = Mode.PARTIAL
 
@@ -70,6 +80,7 @@ class SglPartialTool(SglExpr):
         retries: int,
         on_error: str,
         registry: ToolRegistry | None,
+        interrupt: bool | None = None,
     ):
         super().__init__()
         self.tool = tool
@@ -81,6 +92,7 @@ class SglPartialTool(SglExpr):
         self.retries = retries
         self.on_error = on_error
         self.registry = registry
+        self.interrupt = interrupt
 
     @property
     def result_name(self) -> str:
@@ -101,6 +113,7 @@ def partial_tool(
     retries: int = 0,
     on_error: str = "inject",
     registry: ToolRegistry | None = None,
+    interrupt: bool | None = None,
     max_tokens: int | None = None,
     min_tokens: int | None = None,
     stop: str | list[str] | None = None,
@@ -130,7 +143,11 @@ def partial_tool(
     constrain: constrain decoding to the tool's argument schema (JSON tools).
     render:    how the result enters the state; see lang.render.Render.
     retries:   after a call rejected early (schema, a tool's argument check, malformed JSON),
-               show the model the error and let it generate the call again, this many times.
+               cut short (TruncatedCallError) or a script that failed (ScriptError), show the
+               model the error and let it generate the call again, this many times; the retry
+               starts from a fresh tool state (the failed attempt's interpreter is discarded).
+    interrupt: in partial mode, stop decoding the moment a unit fails at run time (a statement
+               raises); None: as the tool's spec says (`interrupt_on_error`, on for `python`).
     on_error:  "inject" (the error becomes the result, the program goes on) or "raise" (the
                program stops; `state.error()` holds the error).
     The sampling parameters are those of `sgl.gen`.
@@ -180,6 +197,7 @@ def partial_tool(
         retries=retries,
         on_error=on_error,
         registry=registry,
+        interrupt=interrupt,
     )
 
 
@@ -277,13 +295,15 @@ class _CallRunner:
             attempts.append(_Attempt(error=err))
         else:
             mode = node.mode or _default_mode
+            # What the turn held before the call (a prefilled code fence): a retry starts so too.
+            lead = exe.text_[exe.cur_role_begin_pos :] if self._inside_role() else ""
             for i in range(node.retries + 1):
                 attempt = self._attempt(spec, tool, mode, i)
                 attempts.append(attempt)
                 err = attempt.error
                 if err is None or i == node.retries or not isinstance(err, RETRYABLE):
                     break
-                self._inject_retry(spec, err, attempt)
+                self._inject_retry(spec, err, attempt, lead)
         self._conclude(attempts)
 
     def _resolve(self) -> tuple[ToolSpec, Any]:
@@ -309,6 +329,7 @@ class _CallRunner:
         exe = self.exe
         call_key = hashlib.sha256((spec.name + "\0" + exe.text_).encode()).hexdigest()[:20]
         call = ToolCall(tool, spec, mode, call_key=call_key, lineage=exe.arguments, attempt=index)
+        call.ctx.interrupt = self.node.interrupt
         att = _Attempt(call=call)
         detector = make_detector(
             spec.patterns,
@@ -354,10 +375,11 @@ class _CallRunner:
         finally:
             _close(stream)
             tl.mark("stream_end")
-        att.meta = dict(att.last_meta or {})
-        tl.prompt_tokens = att.meta.get("prompt_tokens")
-        tl.cached_tokens = att.meta.get("cached_tokens")
-        tl.completion_tokens = att.meta.get("completion_tokens")
+            # Also for a stream stopped early: what it decoded is what an interruption saved.
+            att.meta = dict(att.last_meta or {})
+            tl.prompt_tokens = att.meta.get("prompt_tokens")
+            tl.cached_tokens = att.meta.get("cached_tokens")
+            tl.completion_tokens = att.meta.get("completion_tokens")
         if not detector.complete:
             if spec.format == "text" and _finished_by_length(att.last_meta):
                 raise TruncatedCallError(
@@ -394,8 +416,11 @@ class _CallRunner:
     def _inside_role(self) -> bool:
         return self.exe.cur_role is not None
 
-    def _inject_retry(self, spec: ToolSpec, error: ToolCallError, attempt: _Attempt) -> None:
-        """Show the model why its call was rejected and open a new turn for the next try."""
+    def _inject_retry(
+        self, spec: ToolSpec, error: ToolCallError, attempt: _Attempt, lead: str = ""
+    ) -> None:
+        """Show the model why its call was rejected and open a new turn for the next try, which
+        begins with what the failed turn held before the call (`lead`)."""
         exe = self.exe
         render = self.node.render
         content = result_text(error, render, spec.result_max_chars)
@@ -411,6 +436,8 @@ class _CallRunner:
         prefix, _ = exe.chat_template.get_prefix_and_suffix(role, exe.messages_)
         self._fill(prefix)
         exe.cur_role_begin_pos = len(exe.text_)
+        if lead:
+            self._fill(lead)
         exe.variables[self.name] = ""
 
     def _conclude(self, attempts: list[_Attempt]) -> None:

@@ -221,7 +221,8 @@ class ToolCall:
         if self.mode is Mode.PARTIAL:
             self._check(unit)
         cost, expected = None, None
-        if self.mode is Mode.PARTIAL and self.spec.cost_model:
+        # A unit whose failure would stop decoding is worth running at once, however cheap.
+        if self.mode is Mode.PARTIAL and self.spec.cost_model and not self.ctx.interrupts:
             cost, expected = self.cost_model.decide(
                 self.spec.name, unit.pattern, cost_hint(self.spec, unit), unit_kind(unit.meta)
             )

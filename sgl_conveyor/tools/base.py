@@ -54,6 +54,15 @@ class CallContext:
     cancelled: threading.Event = field(default_factory=threading.Event)
     # Where note() goes: the call's timeline when the runtime runs the call.
     on_note: Callable[..., None] | None = field(default=None, repr=False)
+    # The caller's choice on early interruption (partial_tool's `interrupt=`); None: the spec's.
+    interrupt: bool | None = None
+
+    @property
+    def interrupts(self) -> bool:
+        """A unit failing at run time must stop the call now (decoding included): the spec (or
+        the caller) asks for it, and the call runs its units while it is decoded."""
+        wanted = self.spec.interrupt_on_error if self.interrupt is None else self.interrupt
+        return bool(wanted) and self.mode == "partial"
 
     @property
     def limits(self) -> Mapping[str, Any]:

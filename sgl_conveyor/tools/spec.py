@@ -83,6 +83,8 @@ class ToolSpec:
     unit_timeout_s: float = 60.0
     result_max_chars: int = 8000
     cost_model: bool = True
+    # A unit that fails at run time fails the call; in partial mode decoding stops at once.
+    interrupt_on_error: bool = False
     limits: Mapping[str, Any] = field(default_factory=dict)
     implementation: str | None = None
     examples: tuple[Mapping[str, Any], ...] = ()
@@ -307,6 +309,7 @@ def spec_from_dict(data: Mapping[str, Any], origin: str | None = None) -> ToolSp
         unit_timeout_s=float(conv.get("unit_timeout_s", 60.0)),
         result_max_chars=conv.get("result_max_chars", 8000),
         cost_model=conv.get("cost_model", True),
+        interrupt_on_error=conv.get("interrupt_on_error", False),
         limits=dict(conv.get("limits", {})),
         implementation=conv.get("implementation"),
         examples=tuple(conv.get("examples", ())),

@@ -270,3 +270,11 @@ def test_python_sandbox_limits_that_disable_themselves_are_rejected_at_load(limi
     with pytest.raises(ToolSpecError, match=message) as e:
         ToolRegistry().add(spec)  # at registration, not at the first call
     assert e.value.field == "conveyor/limits"
+
+
+def test_interrupt_on_error_is_off_unless_asked_and_must_be_a_boolean():
+    assert spec_from_dict(OPENAI_WEATHER).interrupt_on_error is False
+    assert default_registry().spec("python").interrupt_on_error is True
+    bad = {**OPENAI_WEATHER, "conveyor": {"interrupt_on_error": "yes"}}
+    with pytest.raises(ToolSpecError, match="interrupt_on_error"):
+        spec_from_dict(bad)

@@ -297,3 +297,43 @@ def test_identical_units_share_one_execution_in_the_ideal_from_the_first_copy():
     for u in units:
         u["work"] = None  # without the shared execution known: two runs, the last ends at 2.7
     assert call_ideal(call(2.0, units)) == pytest.approx(2.7)
+
+
+def test_interruption_summary_pairs_tasks_and_counts_final_scripts_and_tokens():
+    from sgl_conveyor.eval.goals import INTERRUPT_SPEEDUP, INTERRUPT_SUCCESS
+    from sgl_conveyor.eval.records import RunRecord
+
+    def run(task, mode, latency, ok, tokens, calls=1):
+        return RunRecord(
+            "codegen", task, mode, latency_s=latency, final_ok=ok, decode_tokens=tokens,
+            n_calls=calls, calls=[],
+        )  # fmt: skip
+
+    recs = [
+        run("a", "sequential", 10.0, True, 300, calls=2),  # failed first, repaired
+        run("a", "partial", 9.0, True, 300, calls=2),
+        run("a", "partial+interrupt", 6.0, True, 180, calls=2),
+        run("b", "sequential", 4.0, False, 100),
+        run("b", "partial", 4.0, False, 100),
+        run("b", "partial+interrupt", 4.0, True, 60),
+    ]
+    s = summarize(recs, {"codegen": (INTERRUPT_SPEEDUP, INTERRUPT_SUCCESS)})
+    i = s["workloads"]["codegen"]["interrupt"]
+    assert i["speedup_vs_sequential"] == pytest.approx(14.0 / 10.0)
+    assert i["speedup_vs_sequential_failed_first"] == pytest.approx(10.0 / 6.0)
+    assert i["n_tasks_failed_first"] == 1
+    assert i["success_rate"] == {"sequential": 0.5, "partial": 0.5, "partial+interrupt": 1.0}
+    assert i["success_vs_sequential"] == pytest.approx(0.5)
+    assert i["tokens_saved_vs_partial"] == pytest.approx(80.0)  # (120 + 40) / 2
+    assert i["tokens_saved_vs_partial_share"] == pytest.approx(80.0 / 200.0)
+    assert [g["passed"] for g in s["goals"]] == [True, True]
+    row = recs[0].to_dict()
+    assert row["final_ok"] is True and RunRecord.from_dict(row).to_dict() == row
+
+
+def test_a_call_failed_by_its_finish_has_the_ideal_of_a_finished_call():
+    units = [unit(0, 0.5, 0.4), unit(1, 1.0, 0.1)]
+    failed = call(2.0, units, aborted_s=2.6, finish_start_s=2.5, finish_end_s=2.55)
+    # Units end at 0.9 and 1.1, before G = 2.0; then the finish (0.05 s) fails the call.
+    assert call_ideal(failed, order="serial") == pytest.approx(2.05)
+    assert call_ideal(call(2.0, units, aborted_s=2.6), order="serial") == pytest.approx(2.6)

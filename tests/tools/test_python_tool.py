@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
 import psutil
 import pytest
-from tool_helpers import make_ctx, make_tool, text_units, wait_until
+from tool_helpers import make_ctx, make_tool, spec_with, text_units, wait_until
 
-from sgl_conveyor.errors import ArgumentRejectedError, CallCancelledError
+from sgl_conveyor.errors import ArgumentRejectedError, CallCancelledError, ScriptError
+from sgl_conveyor.tools.registry import ToolRegistry
 
 SCRIPT = """\
 import statistics
@@ -35,19 +37,30 @@ def tool():
 
 
 def run_partial(tool, code: str):
+    """Every statement as a unit, without early interruption; the script's output (a failed
+    script is a ScriptError: its output and traceback)."""
     ctx = make_ctx(tool)
+    ctx.interrupt = False
     tool.start(ctx)
     results = []
     for unit in text_units(tool.spec, code):
         tool.check_unit(unit, ctx)
         results.append(tool.run_unit(unit, ctx))
-    return tool.finish({"code": code}, [], ctx), results
+    return _output(lambda: tool.finish({"code": code}, [], ctx)), results
 
 
 def run_sequential(tool, code: str):
     ctx = make_ctx(tool, mode="sequential")
     tool.start(ctx)
-    return tool.finish({"code": code}, [], ctx)
+    return _output(lambda: tool.finish({"code": code}, [], ctx))
+
+
+def _output(finish) -> str:
+    try:
+        return finish()
+    except ScriptError as e:
+        assert e.output in e.message
+        return e.output
 
 
 def test_statements_run_one_by_one_and_the_result_is_what_the_script_prints(tool, no_leaks):
@@ -154,4 +167,50 @@ def test_close_leaves_no_process_or_thread(no_leaks):
     tool = make_tool("python")
     tool.warm()
     assert wait_until(lambda: len(tool.pool._ready) == 1, timeout=20)
+    tool.close()
+
+
+def test_with_interruption_the_failing_statement_fails_the_call_at_once(tool, no_leaks):
+    ctx = make_ctx(tool)  # partial, and the bundled spec asks for interruption
+    assert tool.spec.interrupt_on_error and ctx.interrupts
+    tool.start(ctx)
+    units = text_units(tool.spec, SCRIPT)
+    ran = []
+    with pytest.raises(ScriptError) as info:
+        for unit in units:
+            tool.check_unit(unit, ctx)
+            ran.append(tool.run_unit(unit, ctx))
+    assert [r["status"] for r in ran] == ["ok"] * 5  # the sixth raised: nothing after it ran
+    err = info.value
+    assert err.line == 10 and err.output.startswith("mean 3.875\nspread 8\nTraceback")
+    assert err.output.endswith("IndexError: list index out of range\n")
+    tool.abort(ctx, err)  # what the runtime does next: the interpreter is discarded
+    tool.close()
+
+
+def test_without_the_spec_flag_a_failed_script_is_a_result_as_before(no_leaks):
+    reg = ToolRegistry()
+    reg.add(
+        dataclasses.replace(spec_with("python", statement_timeout_s=5), interrupt_on_error=False)
+    )
+    t = reg.tool("python")
+    try:
+        ctx = make_ctx(t)
+        assert not ctx.interrupts
+        t.start(ctx)
+        out = t.finish({"code": "print('a')\n1 / 0\n"}, [], ctx)
+        assert out.startswith("a\nTraceback") and "ZeroDivisionError" in out
+    finally:
+        t.close()
+
+
+def test_pandas_and_the_bundled_files_are_there(tool, no_leaks):
+    code = (
+        "import pandas as pd\n"
+        "df = pd.read_csv('sales.csv')\n"
+        "same = pd.read_csv(DATA_DIR + '/sales.csv')\n"
+        "print(len(df) == len(same) > 0, sorted(df['region'].unique())[0])\n"
+    )
+    out, _ = run_partial(tool, code)
+    assert out == "True East\n", out
     tool.close()

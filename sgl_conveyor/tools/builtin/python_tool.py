@@ -3,7 +3,10 @@ the model is still writing the next one; the call's result is the script's outpu
 
 Statements of one call share one interpreter; two calls never do. Code never runs in this
 process, and a call's result is the same whether its statements ran early or all at the end: the
-first statement that fails ends the script, as `python script.py` would.
+first statement that fails ends the script, as `python script.py` would. With the spec's
+`interrupt_on_error` (on for the bundled tool) a failed script fails the call (ScriptError, whose
+text is the output so far and the traceback, so `retries=` shows it to the model); in partial
+mode the failing statement raises at once, which stops the decoding of the rest of the script.
 """
 
 from __future__ import annotations
@@ -16,7 +19,12 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
-from sgl_conveyor.errors import ArgumentRejectedError, CallCancelledError, ToolSpecError
+from sgl_conveyor.errors import (
+    ArgumentRejectedError,
+    CallCancelledError,
+    ScriptError,
+    ToolSpecError,
+)
 from sgl_conveyor.tools.base import CallContext, Tool, UnitResult
 from sgl_conveyor.tools.builtin.bundled import cache_root, data_path
 from sgl_conveyor.tools.builtin.sandbox import (
@@ -129,6 +137,9 @@ class PythonTool(Tool):
         code, line = _statement(unit, ctx)
         with st.lock:
             result = self._run(st, ctx, code, line)
+            if not result.ok and result.status != "skipped" and ctx.interrupts:
+                # The rest of the script is worthless: fail the call now, so decoding stops.
+                raise self._script_error(st)
         return result.to_dict()
 
     def undo_unit(self, unit: Unit, result: Any, ctx: CallContext) -> None:
@@ -150,6 +161,8 @@ class PythonTool(Tool):
                     status=st.stopped.status if st.stopped else "ok",
                     statements=len(st.statements),
                 )
+                if st.stopped is not None and _failed_script_fails_call(ctx):
+                    raise self._script_error(st)
                 return _script_output(st.statements)
         finally:
             self._discard(ctx)
@@ -209,6 +222,18 @@ class PythonTool(Tool):
         st.end_line = max(st.end_line, end_line)
         return res
 
+    def _script_error(self, st: _CallState) -> ScriptError:
+        stopped = st.stopped
+        line = stopped.line if stopped is not None else None
+        output = _script_output(st.statements)
+        return ScriptError(
+            f"the script stopped at line {line} ({stopped.status if stopped else 'error'}); "
+            f"its output and the traceback:\n{output}",
+            tool=self.spec.name,
+            output=output,
+            line=line,
+        )
+
     def _release(self, sb: Sandbox) -> None:
         with self._lock:
             self._active.discard(sb)
@@ -232,6 +257,13 @@ class PythonTool(Tool):
                 self._release(f.result())
 
         st.future.add_done_callback(kill)  # runs now if the sandbox is already there
+
+
+def _failed_script_fails_call(ctx: CallContext) -> bool:
+    """A script that stopped on an error is a failed call (ScriptError) rather than a result:
+    where the spec or the caller asks for interruption, in every mode, so that `retries=`
+    repairs it the same way whether or not decoding could stop early."""
+    return bool(ctx.spec.interrupt_on_error or ctx.interrupt)
 
 
 def _discarded_state() -> _CallState:
@@ -262,9 +294,27 @@ def _code_of(arguments: Any, text_field: str | None) -> str:
     raise ArgumentRejectedError(f"the python tool needs a string argument {text_field!r}")
 
 
+_parse_lock = threading.Lock()
+
+
+def _parse(source: str) -> ast.Module:
+    """ast.parse, safe to call from concurrent calls. Before Python 3.13 ast.parse on two threads
+    at once can fail with "SystemError: AST constructor recursion depth mismatch" (seen in the
+    eval at 16 tasks at once): our own parses take turns, and one that collided with a parse
+    elsewhere in the process (another tool's) is simply parsed again."""
+    for attempt in range(3):
+        try:
+            with _parse_lock:
+                return ast.parse(source)
+        except SystemError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _has_code(code: str, line: int) -> bool:
     try:
-        return bool(ast.parse("\n" * (line - 1) + code).body)
+        return bool(_parse("\n" * (line - 1) + code).body)
     except SyntaxError:
         return True  # let the interpreter report it, with its traceback
 
@@ -279,7 +329,7 @@ def _statements_after(code: str, end_line: int) -> list[tuple[str, int]]:
     if end_line >= len(lines) or not "".join(lines[end_line:]).strip():
         return []
     try:
-        tree = ast.parse(code)
+        tree = _parse(code)
     except SyntaxError as e:
         raise ArgumentRejectedError(f"SyntaxError at line {e.lineno}: {e.msg}") from None
     out = []

@@ -670,6 +670,7 @@ def main() -> None:
     enforced["syscalls"] = _install_seccomp() if cfg.get("seccomp", True) else "none: disabled"
 
     os.chdir(workdir)
+    _link_data_files(cfg.get("data_dir"))
     cmd_fd = os.dup(0)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
@@ -826,6 +827,18 @@ class _LineReader:
             self.buf += chunk
         line, _, self.buf = self.buf.partition(b"\n")
         return line
+
+
+def _link_data_files(data_dir: str | None) -> None:
+    """The task's files, by name, in the working folder (read-only links): generated code
+    opens `sales.csv` as often as `os.path.join(DATA_DIR, "sales.csv")`."""
+    if not data_dir or not os.path.isdir(data_dir):
+        return
+    for name in sorted(os.listdir(data_dir)):
+        try:
+            os.symlink(os.path.join(data_dir, name), name)
+        except OSError:
+            pass  # a name taken or a file system without links: DATA_DIR still works
 
 
 if __name__ == "__main__":
