@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from sgl_conveyor.backends.chat_api import ChatAPI
+from sgl_conveyor.backends.worker_routes import router_routes
 from sgl_conveyor.sampling import SERVER_SAMPLING_KEYS
 
 SAMPLING_KEYS = SERVER_SAMPLING_KEYS  # the server's `sampling_params` keys
@@ -244,6 +245,7 @@ class ConveyorServer:
                 Route("/health_generate", self.health_generate, methods=["GET"]),
                 Route("/v1/chat/completions", self.chat.chat_completions, methods=["POST"]),
                 Route("/v1/models", self.chat.models, methods=["GET"]),
+                *router_routes(self.engine),
             ]
         )
 
@@ -257,6 +259,9 @@ class ConveyorServer:
                 "is_generation": True,
                 "preferred_sampling_params": None,
                 "weight_version": "default",
+                "served_model_name": self.model_path,
+                "model_type": getattr(self.engine.model.config, "model_type", None),
+                "architectures": getattr(self.engine.model.config, "architectures", None),
             }
         )
 
@@ -267,11 +272,14 @@ class ConveyorServer:
         return JSONResponse(
             {
                 "model_path": self.model_path,
+                "served_model_name": self.model_path,
                 "served_by": "sgl-conveyor serve",
                 "version": getattr(sglang, "__version__", "unknown"),
                 "device": str(loaded.device),
                 "dtype": str(loaded.dtype).replace("torch.", ""),
                 "max_batch": self.engine.max_batch,
+                "max_running_requests": self.engine.max_batch,  # the names a router reads
+                "dp_size": 1,
                 "context_length": self.engine.context_len,
                 "uptime_s": round(time.time() - self.started, 3),
                 "internal_states": [self.engine.stats()],
@@ -682,6 +690,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtype", default="auto", help="auto, float32 or bfloat16")
     p.add_argument("--max-batch", type=int, default=16, help="sequences decoded together")
     p.add_argument("--cache-mb", type=int, default=512, help="prefix cache budget (MiB)")
+    p.add_argument(
+        "--max-pin-s",
+        type=float,
+        default=60.0,
+        help="longest a tool call's prefix stays pinned while its tool runs (0: never)",
+    )
     p.add_argument("--log-level", default="warning")
     d = Limits()
     g = p.add_argument_group("request limits (every client is assumed hostile)")
@@ -755,6 +769,7 @@ def main(argv: list[str] | None = None) -> int:
         dtype=args.dtype,
         max_batch=args.max_batch,
         cache_budget_bytes=args.cache_mb * 2**20,
+        max_pin_s=args.max_pin_s,
     )
     loaded = backend.engine.loaded
     url = f"http://{args.host}:{args.port}"

@@ -5,6 +5,9 @@ response, so a call known to be invalid (or already complete) keeps decoding on 
 stream carries a `rid`, and closing it aborts the request (`POST /abort_request`) and closes the
 connection. `ConveyorEndpoint` is a drop-in `RuntimeEndpoint` whose every stream behaves so;
 programs that pass a plain `sgl.RuntimeEndpoint` get the same for their partial tools.
+Behind SGLang's router the close is what stops the request: sglang-router 0.3.2 has no
+`/abort_request` route (it answers 404), but it drops its connection to the worker when the
+client's goes, and the worker (an SGLang server or `sgl-conveyor serve`) aborts on that.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import requests
@@ -73,7 +77,7 @@ def abort_request(endpoint: RuntimeEndpoint, rid: str) -> None:
 
 
 def stream_generate(
-    endpoint: RuntimeEndpoint, s: Any, sampling_params: Any
+    endpoint: RuntimeEndpoint, s: Any, sampling_params: Any, *, rid: str | None = None
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """`/generate` with `stream: true` and a request id; closing the iterator aborts it.
 
@@ -81,7 +85,7 @@ def stream_generate(
     default cumulative events and `--incremental-streaming-output` deltas. A server error event
     raises BackendError with the server's message.
     """
-    rid = uuid.uuid4().hex
+    rid = rid or uuid.uuid4().hex
     data = _payload(endpoint, s, sampling_params, rid)
     try:
         res = requests.post(
@@ -132,10 +136,27 @@ def stream_generate(
 
 
 class ConveyorEndpoint(RuntimeEndpoint):
-    """`sgl.RuntimeEndpoint` whose streams carry a request id and abort when closed."""
+    """`sgl.RuntimeEndpoint` whose streams carry a request id and abort when closed, and whose
+    batch requests also pass through SGLang's router."""
 
     def generate_stream(self, s: Any, sampling_params: Any):
         return stream_generate(self, s, sampling_params)
+
+    def _generate_http_request(self, s: Any, data: dict[str, Any]) -> Any:
+        """A batch (a list `text` or a list of `input_ids` lists, as `sgl.select` sends) goes
+        as one request per prompt, concurrently: sglang-router 0.3.2 refuses a list `text`
+        ("invalid type: sequence, expected a string"). The answer is the server's batch
+        answer, a list of results in prompt order."""
+        text, ids = data.get("text"), data.get("input_ids")
+        if isinstance(text, list):
+            key, items = "text", text
+        elif isinstance(ids, list) and ids and isinstance(ids[0], list):
+            key, items = "input_ids", ids
+        else:
+            return super()._generate_http_request(s, data)
+        send = super()._generate_http_request
+        with ThreadPoolExecutor(max_workers=min(len(items), 16)) as pool:
+            return list(pool.map(lambda item: send(s, {**data, key: item}), items))
 
     def abort(self, rid: str) -> None:
         abort_request(self, rid)

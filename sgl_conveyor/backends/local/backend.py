@@ -17,7 +17,12 @@ from sglang.lang.backend.base_backend import BaseBackend
 from sglang.lang.chat_template import get_chat_template
 from sglang.lang.choices import ChoicesDecision, ChoicesSamplingMethod, token_length_normalized
 
-from sgl_conveyor.backends.local.engine import DEFAULT_CACHE_BUDGET, Engine, RequestHandle
+from sgl_conveyor.backends.local.engine import (
+    DEFAULT_CACHE_BUDGET,
+    DEFAULT_MAX_PIN_S,
+    Engine,
+    RequestHandle,
+)
 from sgl_conveyor.backends.local.model_store import load_model
 from sgl_conveyor.backends.local.sampling import SamplingParams, as_str_tuple
 from sgl_conveyor.sampling import dtype_constraint
@@ -35,6 +40,8 @@ class LocalBackend(BaseBackend):
     `abort(rid)`. Final meta info of recent requests: `request_meta(rid)`.
     """
 
+    pins_by_rid = True  # a `+pin<s>` request id keeps its prefix hot (see `pinning`)
+
     def __init__(
         self,
         model: str | os.PathLike[str] | None = None,
@@ -47,12 +54,14 @@ class LocalBackend(BaseBackend):
         seed: int | None = None,
         chat_template: str | None = None,
         warmup: bool = True,
+        max_pin_s: float = DEFAULT_MAX_PIN_S,
     ) -> None:
         """`model`: None (the packaged SmolLM2), a transformers folder or a `.gguf` file.
         `dtype`: "auto" (bf16 where the hardware has it natively, see
         `model_store.pick_dtype`), "float32" or "bfloat16". `seed`: default seed of sampled
         requests (each request gets its own generator, so results do not depend on batching).
-        `cache_budget_bytes`: the most KV the prefix cache keeps."""
+        `cache_budget_bytes`: the most KV the prefix cache keeps. `max_pin_s`: the longest a
+        tool call's prefix stays pinned while its tool runs (0: never; see `pinning`)."""
         super().__init__()
         loaded = load_model(model, dtype=dtype, device=device)
         self.engine = Engine(
@@ -62,6 +71,7 @@ class LocalBackend(BaseBackend):
             prefill_chunk=prefill_chunk,
             seed=seed,
             warmup=warmup,
+            max_pin_s=max_pin_s,
         )
         self.model_name = loaded.name
         self.chat_template = get_chat_template(chat_template or loaded.chat_template)

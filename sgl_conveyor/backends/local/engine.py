@@ -34,11 +34,13 @@ from sgl_conveyor.backends.local.prompt_tokens import PromptTokenizer, Tokenized
 from sgl_conveyor.backends.local.radix_cache import Node, RadixCache
 from sgl_conveyor.backends.local.sampling import SamplingParams, sample
 from sgl_conveyor.backends.local.text_stream import TextStream
+from sgl_conveyor.backends.pinning import pin_seconds
 from sgl_conveyor.errors import BackendError, RequestError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_BUDGET = 512 * 2**20  # bytes of KV the radix tree may keep
+DEFAULT_MAX_PIN_S = 60.0  # the longest a request may keep its prefix pinned (see pinning.py)
 _STOP = object()
 
 
@@ -137,6 +139,7 @@ class _Request:
     filled: int = 0  # prompt tokens whose KV exists (prefill progress)
     row: int = -1
     kv_len: int = 0  # tokens with KV in the decode row
+    pin_s: float | None = None  # keep the final sequence pinned this long (a tool call's)
     stream: TextStream | None = None
     counts: torch.Tensor | None = None
     input_logprobs: list[Any] = field(default_factory=list)
@@ -189,7 +192,10 @@ class Engine:
         prefill_chunk: int = 512,
         seed: int | None = None,
         warmup: bool = True,
+        max_pin_s: float = DEFAULT_MAX_PIN_S,
     ) -> None:
+        """`max_pin_s`: the longest a request's prefix stays pinned while its program's tool
+        runs (0: never pin); pins together hold at most half the cache budget."""
         check_supported(loaded.model.config)
         self.loaded = loaded
         self.model = loaded.model
@@ -202,6 +208,8 @@ class Engine:
         self.eos_ids = frozenset(loaded.eos_token_ids)
         self.special_ids = frozenset(loaded.special_token_ids)
         self.radix = RadixCache(cache_budget_bytes)
+        self.max_pin_s = max(0.0, float(max_pin_s))
+        self._load = {"num_reqs": 0, "num_waiting_reqs": 0, "num_tokens": 0}
         self.prompts = PromptTokenizer(self.tokenizer)
         self.grammars = GrammarCompiler(
             self.tokenizer,
@@ -226,6 +234,8 @@ class Engine:
             "decode_steps": 0,
             "decode_rows": 0,
             "prefill_forwards": 0,
+            "aborted_requests": 0,
+            "aborted_completion_tokens": 0,
         }
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="sgl-conveyor-engine", daemon=True)
@@ -290,6 +300,7 @@ class Engine:
             generator=generator,
             submitted=time.perf_counter(),
             ids=list(tokenized.ids),
+            pin_s=pin_seconds(rid),
         )
         self._inbox.put(req)
         return handle
@@ -338,9 +349,20 @@ class Engine:
         self.prompts.clear()
         return int(self.call(self.radix.clear))
 
+    def load(self) -> dict[str, int]:
+        """Requests running and waiting, and the tokens they hold, as of the last step (what
+        a router's load-aware policy reads)."""
+        return dict(self._load)
+
     def stats(self) -> dict[str, Any]:
+        pins = self.radix.pin_counts
         return {
             **self.counters,
+            "pins": pins["pinned"],
+            "pins_reused": pins["reused"],
+            "pins_expired": pins["expired"],
+            "pins_displaced": pins["displaced"],
+            "pinned_now": len(self.radix.pins()),
             "cache_bytes": self.radix.total_bytes,
             "cache_tokens": self.radix.total_tokens,
             "cache_budget_bytes": self.radix.budget_bytes,
@@ -417,6 +439,16 @@ class Engine:
             self._prefill_chunk(self._prefilling[0])
         if self._decoding:
             self._decode_step()
+        self._note_load()
+
+    def _note_load(self) -> None:
+        running = [*self._prefilling, *self._decoding]
+        self._load = {
+            "num_reqs": len(running) + len(self._waiting),
+            "num_waiting_reqs": len(self._waiting),
+            "num_tokens": sum(len(r.ids) + len(r.out) for r in running)
+            + sum(len(r.ids) for r in self._waiting),
+        }
 
     # --- prefill ------------------------------------------------------------------------------
 
@@ -430,6 +462,7 @@ class Engine:
             limit = min(limit, max(start - 1, 0))
         match = self.radix.match_prefix(req.ids, limit=limit)
         self.radix.lock(match.node)
+        self.radix.release_reused(match.node)  # a follow-up: its own lock now keeps the prefix
         req.node, req.cached, req.filled = match.node, match.length, match.length
         prefix = join_segments([s for s in match.segments if isinstance(s, KVSegment)])
         req.cache = prefill_cache(self.model.config, prefix)
@@ -727,9 +760,15 @@ class Engine:
         if req.node is not None:
             self.radix.unlock(req.node)
             req.node = None
+        if req.pin_s is not None and self.max_pin_s > 0:
+            self._pin(req)
         self._remember(req)
         self.counters["generated_tokens"] += len(req.out)
         final = req.final_event
+        ended = (final.meta if final is not None else {}).get("finish_reason") or reason
+        if isinstance(ended, dict) and ended.get("type") == "abort":
+            self.counters["aborted_requests"] += 1
+            self.counters["aborted_completion_tokens"] += len(req.out)
         handle = req.handle
         handle.output_ids = list(req.out)
         handle.final_meta = final.meta if final is not None else self._meta(req, reason)
@@ -757,6 +796,17 @@ class Engine:
             self.radix.lock(node)
             self.radix.unlock(req.node)
             req.node = node
+
+    def _pin(self, req: _Request) -> None:
+        """Keep what the request leaves in the cache (its prompt and output) from eviction
+        until its program's follow-up reuses it, or for `pin_s` (at most `max_pin_s`)."""
+        budget = self.radix.budget_bytes
+        self.radix.pin(
+            req.rid,
+            req.ids + req.out,
+            min(req.pin_s or 0.0, self.max_pin_s),
+            max_bytes=None if budget is None else budget // 2,
+        )
 
     def _remember(self, req: _Request) -> None:
         """Remember prompt + generated tokens by their text, for the next prompt's tokenizer."""

@@ -1,7 +1,9 @@
 """A token-level radix tree whose edges hold KV segments: the prefix cache shared by all requests.
 
 Payloads are opaque `Segment`s, so the tree needs no torch (a replay backend uses it with
-`EmptySegment`). It must never evict a node that a running request has locked.
+`EmptySegment`). It must never evict a node that a running request has locked, nor one that a
+pin holds (the prefix a program waiting on a tool will reuse), until that pin is released or
+expires.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -58,6 +61,17 @@ class Node:
         return not self.children
 
 
+@dataclass(eq=False)
+class Pin:
+    """A prefix kept hot for a program whose tool call is running: `node` (and its ancestors)
+    stay locked until the follow-up request reuses it, or until `deadline` (monotonic s)."""
+
+    key: str
+    node: Node
+    deadline: float
+    tokens: int
+
+
 @dataclass(frozen=True)
 class PrefixMatch:
     """The longest cached prefix of a token sequence.
@@ -76,9 +90,13 @@ class RadixCache:
     Thread-safe: every public method takes the tree's lock, so several threads may share it.
     """
 
-    def __init__(self, budget_bytes: int | None = None) -> None:
-        """`budget_bytes`: the most payload bytes to keep (None: unbounded)."""
+    def __init__(
+        self, budget_bytes: int | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """`budget_bytes`: the most payload bytes to keep (None: unbounded). `clock`: seconds,
+        for pin deadlines."""
         self.budget_bytes = budget_bytes
+        self._now = clock
         self._lock = threading.RLock()
         self._clock = itertools.count(1)
         self.root = Node(key=(), segment=None, parent=None)
@@ -87,6 +105,8 @@ class RadixCache:
         self._tokens = 0
         self._nodes = 0
         self.evicted_tokens = 0  # running total, for stats and tests
+        self._pins: dict[str, Pin] = {}  # insertion order: the oldest pin first
+        self.pin_counts = {"pinned": 0, "reused": 0, "expired": 0, "displaced": 0}
 
     # --- queries ------------------------------------------------------------------------------
 
@@ -195,6 +215,7 @@ class RadixCache:
             target = max(0, self.budget_bytes - extra_bytes)
             if self._bytes <= target:
                 return 0
+            self.expire_pins()
             heap = [(n.last_access, id(n), n) for n in self._walk() if self._evictable(n)]
             heapq.heapify(heap)
             freed = 0
@@ -212,13 +233,105 @@ class RadixCache:
             return freed
 
     def clear(self) -> int:
-        """Drop every unlocked node (`flush_cache`). Returns bytes freed."""
+        """Drop every pin and every unlocked node (`flush_cache`). Returns bytes freed."""
         with self._lock:
+            for key in list(self._pins):
+                self.release(key)
             saved, self.budget_bytes = self.budget_bytes, 0
             try:
                 return self.evict()
             finally:
                 self.budget_bytes = saved
+
+    # --- pins: a waiting program's prefix ------------------------------------------------------
+
+    def pin(
+        self,
+        key: str,
+        tokens: Sequence[int],
+        seconds: float,
+        *,
+        max_bytes: int | None = None,
+    ) -> int:
+        """Keep the cached prefix of `tokens` from eviction for `seconds`, under `key` (a pin
+        already under `key` is replaced). `max_bytes` bounds what all pins together hold:
+        the oldest pins are dropped to make room, and a prefix larger than that is not pinned.
+        Returns the pinned length in tokens (0: nothing pinned)."""
+        with self._lock:
+            now = self._now()
+            self.release(key)
+            self.expire_pins()
+            if seconds <= 0:
+                return 0
+            match = self.match_prefix(tokens)
+            if match.length == 0:
+                return 0
+            own = sum(seg.nbytes for seg in match.segments if seg is not None)
+            if max_bytes is not None and own > max_bytes:
+                return 0  # it alone is over the share: pinning it would starve the rest
+            self.lock(match.node)
+            self._pins[key] = Pin(key, match.node, now + seconds, match.length)
+            self.pin_counts["pinned"] += 1
+            if max_bytes is not None:
+                while self._pins and self.pinned_bytes() > max_bytes:
+                    oldest = next(iter(self._pins))
+                    self.pin_counts["displaced"] += 1
+                    self.release(oldest)
+            return match.length if key in self._pins else 0
+
+    def release(self, key: str) -> bool:
+        """Drop the pin under `key`, if any (its nodes become evictable again)."""
+        with self._lock:
+            pin = self._pins.pop(key, None)
+            if pin is None:
+                return False
+            self.unlock(pin.node)
+            return True
+
+    def release_reused(self, node: Node) -> int:
+        """The follow-up has arrived: drop every pin whose prefix `node` (a request's match)
+        covers, since that request now locks what the pin kept. Returns how many."""
+        with self._lock:
+            if not self._pins:
+                return 0
+            path = set()
+            while node is not None:
+                path.add(id(node))
+                node = node.parent
+            reused = [k for k, p in self._pins.items() if id(p.node) in path]
+            for key in reused:
+                self.release(key)
+            self.pin_counts["reused"] += len(reused)
+            return len(reused)
+
+    def expire_pins(self) -> int:
+        """Drop the pins past their deadline (a follow-up that never came). Returns how many."""
+        with self._lock:
+            now = self._now()
+            late = [k for k, p in self._pins.items() if p.deadline <= now]
+            for key in late:
+                self.release(key)
+            self.pin_counts["expired"] += len(late)
+            return len(late)
+
+    def pins(self) -> dict[str, int]:
+        """The pinned prefixes: key -> pinned length in tokens."""
+        with self._lock:
+            return {k: p.tokens for k, p in self._pins.items()}
+
+    def pinned_bytes(self) -> int:
+        """Bytes on the paths that pins hold (each node counted once)."""
+        with self._lock:
+            seen: set[int] = set()
+            total = 0
+            for pin in self._pins.values():
+                node = pin.node
+                while node is not None and id(node) not in seen:
+                    seen.add(id(node))
+                    if node.segment is not None:
+                        total += node.segment.nbytes
+                    node = node.parent
+            return total
 
     # --- internals ----------------------------------------------------------------------------
 
