@@ -30,6 +30,8 @@ class ChatForm:
     answer_tool_choice: the answer offers the same tools with this choice ("none": answer,
                do not call), so its prompt starts like the call's and the server's prefix cache
                can serve it; None: the answer request offers no tools.
+    patterns:  regexes the server holds string arguments to (JSON Schema `pattern`), as the
+               program's `regex=` holds its call.
     """
 
     tool: str
@@ -43,6 +45,7 @@ class ChatForm:
         default_factory=lambda: {"max_tokens": 48, "temperature": 0.0}
     )
     answer_tool_choice: str | None = "none"
+    patterns: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -153,6 +156,11 @@ def run_chat_task(
     `retries`), the tool messages, the follow-up and the answer. Never raises for what the
     server or the model did: the outcome's `error` says."""
     from sgl_conveyor import chat
+    from sgl_conveyor.chat import ToolSet
+
+    # One tool set for the call and the answer: the same definitions render the same prompt,
+    # which the server's prefix cache then serves to the answer.
+    tools = ToolSet([form.tool], patterns={form.tool: form.patterns})
 
     client, model = backend.client, backend.model
     choice = {"type": "function", "function": {"name": form.tool}}
@@ -164,7 +172,7 @@ def run_chat_task(
                 client,
                 model=model,
                 messages=messages,
-                tools=[form.tool],
+                tools=tools,
                 mode=mode,
                 tool_choice=choice,
                 **form.call_options,
@@ -180,7 +188,7 @@ def run_chat_task(
         messages.append({"role": "user", "content": form.followup})
         offer: dict[str, Any] = {}
         if form.answer_tool_choice is not None:
-            offer = {"tools": [form.tool], "tool_choice": form.answer_tool_choice}
+            offer = {"tools": tools, "tool_choice": form.answer_tool_choice}
         outcome.answer = chat.complete(
             client, model=model, messages=messages, **offer, **form.answer_options
         )

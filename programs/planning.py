@@ -106,5 +106,6 @@ WORKLOAD = Workload(
         followup="Give the answer in one sentence.",
         call_options={"max_tokens": 160, "temperature": 0.0},
         answer_options={"max_tokens": 40, "stop": ["\n"], "temperature": 0.0},
+        patterns={"plan": "^" + PLAN_REGEX + "$"},  # the program's regex, as the call's pattern
     ),
 )

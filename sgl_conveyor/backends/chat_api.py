@@ -379,7 +379,9 @@ def render_prompt(req: ChatRequest) -> str:
     from jinja2.exceptions import TemplateError
     from transformers.utils.chat_template_utils import render_jinja_template
 
-    tools = [{"type": "function", "function": t} for t in req.tools] if req.parses_calls else None
+    # With tool_choice "none" the tools stay in the prompt (as vLLM does by default): the answer
+    # after a call then shares the call's prefix, and the radix cache serves it.
+    tools = [{"type": "function", "function": t} for t in req.tools] or None
     try:
         rendered, _ = render_jinja_template(
             [req.messages],

@@ -51,8 +51,18 @@ def chat_patterns(spec: ToolSpec) -> tuple[UnitPattern, ...]:
 class ToolSet:
     """The resolved tools of one request (or of every round of a `chat.run`)."""
 
-    def __init__(self, tools: Iterable[ToolEntry], registry: ToolRegistry | None = None):
+    def __init__(
+        self,
+        tools: Iterable[ToolEntry],
+        registry: ToolRegistry | None = None,
+        *,
+        patterns: Mapping[str, Mapping[str, str]] | None = None,
+    ):
+        """`patterns`: per tool, regexes for top-level string arguments, sent as the JSON
+        Schema `pattern` so the server constrains them (a program's `regex=`, for a chat call:
+        a small model writes a plan's lines inside a JSON string only when held to them)."""
         self.registry = registry or default_registry()
+        self.patterns = {name: dict(p) for name, p in (patterns or {}).items()}
         self._private = ToolRegistry()  # plain definitions and unregistered specs
         self._bindings: dict[str, Binding] = {}
         for i, entry in enumerate(tools or ()):
@@ -118,6 +128,14 @@ class ToolSet:
             d = b.spec.to_openai()
             if strict:
                 d["function"]["strict"] = True
+            for name, regex in self.patterns.get(b.spec.name, {}).items():
+                prop = d["function"]["parameters"].get("properties", {}).get(name)
+                if not isinstance(prop, dict) or prop.get("type") != "string":
+                    raise ToolSpecError(
+                        f"pattern for {b.spec.name}.{name}: not a string argument of the tool",
+                        field=f"patterns/{b.spec.name}/{name}",
+                    )
+                prop["pattern"] = regex
             out.append(d)
         return out
 
