@@ -13,7 +13,7 @@ from chat_chunks import Piece, chunk, content_script, usage
 from sgl_conveyor import resources
 from sgl_conveyor.eval.chat_runs import ChatBackend
 from sgl_conveyor.eval.cli import build_parser, main
-from sgl_conveyor.eval.records import _MEASURED_KEYS, _PLACE_KEYS, _RUN_KEYS
+from sgl_conveyor.eval.records import _MEASURED_KEYS, _OPTIONAL_KEYS, _PLACE_KEYS, _RUN_KEYS
 
 
 def test_the_openai_backend_options(capsys):
@@ -68,7 +68,7 @@ def test_a_workload_runs_through_the_chat_api(sse_server, tmp_path):
     assert sorted(r["mode"] for r in rows) == ["partial", "sequential"]
     queries = json.loads(row["outputs"][0])["queries"]
     for r in rows:
-        assert list(r) == [*_RUN_KEYS, *_MEASURED_KEYS, *_PLACE_KEYS]  # the same fields
+        assert list(r) == [*_RUN_KEYS, *_MEASURED_KEYS, *_PLACE_KEYS, *_OPTIONAL_KEYS]
         assert r["error"] is None and r["backend"] == backend
         assert r["task_id"] == row["id"] and r["n_calls"] == 1
         assert r["n_units"] == len(queries) and r["latency_s"] > 0
