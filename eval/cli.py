@@ -58,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
         "API (openai:http://host:port/v1, with --model): the workloads run through "
         "sgl_conveyor.chat",
     )
-    p.add_argument("--model", help="the model name an openai:URL backend asks for")
+    p.add_argument(
+        "--model",
+        help="openai:URL: the model name the server is asked for; local: a model folder or .gguf",
+    )
     p.add_argument("--replay-file", help="trace to replay (default: each workload's own)")
     p.add_argument("--tasks", type=int, help="the first N tasks of each workload (default all)")
     p.add_argument("--repeats", type=int, default=3, help="runs per task and mode (default 3)")

@@ -26,6 +26,7 @@ from typing import Any
 
 from sgl_conveyor import resources
 
+from .backends import live_backend
 from .chat_runs import BACKEND_PREFIX, ChatBackend, run_chat_task
 from .metrics import ALL_MODES, call_end, call_ideal, held_units, request_ideal, summarize
 from .records import RunRecord
@@ -116,21 +117,7 @@ class Backends:
     def live(self) -> Any:
         """The model backend: the embedded one, or a running SGLang server."""
         if self._live is None:
-            spec = self.config.backend
-            if spec == "local":
-                from sgl_conveyor.backends.local import default_backend
-
-                self._live = default_backend()
-            elif spec.startswith(("http://", "https://")):
-                import sglang as sgl
-
-                self._live = sgl.RuntimeEndpoint(spec)
-            elif spec.startswith(BACKEND_PREFIX):
-                self._live = ChatBackend.parse(spec, self.config.model)
-            else:
-                raise ValueError(
-                    f"backend must be local, replay, a URL or openai:URL, not {spec!r}"
-                )
+            self._live = live_backend(self.config.backend, model=self.config.model)
         return self._live
 
     def replay(self, workload: Workload, tokens_per_second: float | None = None) -> Any:

@@ -162,10 +162,6 @@ class _ChatState:
 
 def make_backend(kind: str, case: DemoCase, *, model: str | None = None) -> tuple[Any, str | None]:
     """(backend, task id for the replay trace)."""
-    if kind == "local":
-        from sgl_conveyor.backends.local import default_backend
-
-        return default_backend(model=model) if model else default_backend(), None
     if kind == "replay":
         from sgl_conveyor.backends.replay import ReplayBackend
         from sgl_conveyor.resources import demo_trace
@@ -174,18 +170,12 @@ def make_backend(kind: str, case: DemoCase, *, model: str | None = None) -> tupl
         if not trace.exists():
             raise SystemExit(f"no recorded demo trace at {trace}")
         return ReplayBackend(trace, tokens_per_second=25.0, ttft_s=0.1), case.trace_id
-    if kind.startswith("http://") or kind.startswith("https://"):
-        from sgl_conveyor.backends.sglang_server import ConveyorEndpoint
+    from sgl_conveyor.eval.backends import live_backend
 
-        return ConveyorEndpoint(kind), None
-    if kind.startswith("openai:"):
-        from sgl_conveyor.eval.chat_runs import ChatBackend
-
-        try:
-            return ChatBackend.parse(kind, model), None
-        except ValueError as e:
-            raise SystemExit(str(e)) from None
-    raise SystemExit(f"unknown backend {kind!r}: use local, replay, an http:// URL or openai:URL")
+    try:
+        return live_backend(kind, model=model), None
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
 
 
 def run_demo(
