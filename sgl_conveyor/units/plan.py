@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sgl_conveyor.errors import UnitError
+from sgl_conveyor.pyast import parse as parse_python
 from sgl_conveyor.units.base import Piece
 from sgl_conveyor.units.splitters import register_splitter
 from sgl_conveyor.units.text import LineSplitter
@@ -216,9 +217,9 @@ def _parse_args(args_text: str, source: str) -> tuple[tuple[Any, ...], dict[str,
         if "\\" in source:  # `"\d"` in a model's plan must not print a warning in the user's run
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                call = ast.parse(f"_({source})", mode="eval").body
+                call = parse_python(f"_({source})", mode="eval").body
         else:
-            call = ast.parse(f"_({source})", mode="eval").body
+            call = parse_python(f"_({source})", mode="eval").body
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         call = None
     if (

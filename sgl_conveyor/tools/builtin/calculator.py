@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sgl_conveyor.errors import ArgumentRejectedError, ToolExecutionError
+from sgl_conveyor.pyast import parse as parse_python
 from sgl_conveyor.tools.base import CallContext, Tool, UnitResult
 from sgl_conveyor.units.base import Unit
 
@@ -104,7 +105,7 @@ class Calculator:
             raise CalculatorError("'^' is not a power operator here: write 2**10 for powers")
         text = text.replace("×", "*").replace("÷", "/").replace("−", "-")
         try:
-            tree = ast.parse(text, mode="eval")
+            tree = parse_python(text, mode="eval")
         except SyntaxError as e:
             raise CalculatorError(f"not a valid expression: {e.msg}") from None
         self._check(tree.body, 0)

@@ -11,7 +11,6 @@ mode the failing statement raises at once, which stops the decoding of the rest 
 
 from __future__ import annotations
 
-import ast
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
@@ -25,6 +24,7 @@ from sgl_conveyor.errors import (
     ScriptError,
     ToolSpecError,
 )
+from sgl_conveyor.pyast import parse as parse_python
 from sgl_conveyor.tools.base import CallContext, Tool, UnitResult
 from sgl_conveyor.tools.builtin.bundled import cache_root, data_path
 from sgl_conveyor.tools.builtin.sandbox import (
@@ -294,27 +294,9 @@ def _code_of(arguments: Any, text_field: str | None) -> str:
     raise ArgumentRejectedError(f"the python tool needs a string argument {text_field!r}")
 
 
-_parse_lock = threading.Lock()
-
-
-def _parse(source: str) -> ast.Module:
-    """ast.parse, safe to call from concurrent calls. Before Python 3.13 ast.parse on two threads
-    at once can fail with "SystemError: AST constructor recursion depth mismatch" (seen in the
-    eval at 16 tasks at once): our own parses take turns, and one that collided with a parse
-    elsewhere in the process (another tool's) is simply parsed again."""
-    for attempt in range(3):
-        try:
-            with _parse_lock:
-                return ast.parse(source)
-        except SystemError:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
-
-
 def _has_code(code: str, line: int) -> bool:
     try:
-        return bool(_parse("\n" * (line - 1) + code).body)
+        return bool(parse_python("\n" * (line - 1) + code).body)
     except SyntaxError:
         return True  # let the interpreter report it, with its traceback
 
@@ -329,7 +311,7 @@ def _statements_after(code: str, end_line: int) -> list[tuple[str, int]]:
     if end_line >= len(lines) or not "".join(lines[end_line:]).strip():
         return []
     try:
-        tree = _parse(code)
+        tree = parse_python(code)
     except SyntaxError as e:
         raise ArgumentRejectedError(f"SyntaxError at line {e.lineno}: {e.msg}") from None
     out = []
