@@ -16,15 +16,19 @@ from sgl_conveyor.eval.goals import CALL_EAGER, OVERLAP_CAPTURED
 from sgl_conveyor.eval.workload import Workload
 from sgl_conveyor.lang.prompting import example_turns, worked_example
 
+
 # The plan's shape, enforced by constrained decoding (as JSON tools get their schema): first
 # two to four look-ups (or searches), numbered 1..n, then one step that combines their results
 # ($1..$n), then optionally one step that rounds or formats it. What goes inside the quotes is
 # the model's own.
-_TEXT = r'"[^"\n]{1,48}"'
-_FETCH = rf"(lookup\({_TEXT}, {_TEXT}\)|search\({_TEXT}\))"
-
-
-def _plan_regex(most_fetches: int = 4) -> str:
+def _plan_regex(most_fetches: int = 4, *, escaped: bool = False) -> str:
+    """The plan's shapes. `escaped`: over the plan's JSON-encoded text (`\\"` for a quote,
+    `\\n` for a line break), for a server whose grammar applies a JSON Schema `pattern` to
+    the string as written (xgrammar does, in `serve` and vLLM alike)."""
+    quote, newline = (r'\\"', r"\\n") if escaped else ('"', r"\n")
+    inside = r'[^"\\\n]' if escaped else r'[^"\n]'  # escaped: no backslash but the escapes
+    text = rf"{quote}{inside}{{1,48}}{quote}"
+    fetch = rf"(lookup\({text}, {text}\)|search\({text}\))"
     shapes = []
     for n in range(2, most_fetches + 1):
         ref = rf"\$[1-{n}]"
@@ -33,10 +37,10 @@ def _plan_regex(most_fetches: int = 4) -> str:
             rf"|(sum|mean|max|min|product)\({ref}(, {ref}){{1,{n - 1}}}\))"
         )
         last = rf"\${n + 1}"
-        finish = rf"(round\({last}, [0-9]\)|format\({_TEXT}, {last}\))"
-        fetches = "".join(rf"{k}\. {_FETCH}\n" for k in range(1, n + 1))
-        shapes.append(rf"{fetches}{n + 1}\. {combine}(\n{n + 2}\. {finish})?")
-    return "(" + "|".join(shapes) + r")\n?"
+        finish = rf"(round\({last}, [0-9]\)|format\({text}, {last}\))"
+        fetches = "".join(rf"{k}\. {fetch}{newline}" for k in range(1, n + 1))
+        shapes.append(rf"{fetches}{n + 1}\. {combine}({newline}{n + 2}\. {finish})?")
+    return "(" + "|".join(shapes) + (rf")({newline})?" if escaped else r")\n?")
 
 
 PLAN_REGEX = _plan_regex(3)
@@ -106,6 +110,7 @@ WORKLOAD = Workload(
         followup="Give the answer in one sentence.",
         call_options={"max_tokens": 160, "temperature": 0.0},
         answer_options={"max_tokens": 40, "stop": ["\n"], "temperature": 0.0},
-        patterns={"plan": "^" + PLAN_REGEX + "$"},  # the program's regex, as the call's pattern
+        # The program's regex, as the call's pattern (over the string as JSON writes it).
+        patterns={"plan": "^" + _plan_regex(3, escaped=True) + "$"},
     ),
 )

@@ -6,6 +6,7 @@ order, limits, cost hints). Loading never runs tool code; errors name the file a
 
 from __future__ import annotations
 
+import copy
 import enum
 import json
 import math
@@ -126,13 +127,14 @@ class ToolSpec:
         return [_describe(e, prefix=path) for e in validator.iter_errors(value)]
 
     def to_openai(self) -> dict[str, Any]:
-        """The plain OpenAI function-tool definition (what a chat API or a parser expects)."""
+        """The plain OpenAI function-tool definition (what a chat API or a parser expects): a
+        copy, which the caller may change without changing the spec."""
         return {
             "type": "function",
             "function": {
                 "name": self.name,
                 "description": self.description,
-                "parameters": dict(self.parameters),
+                "parameters": copy.deepcopy(dict(self.parameters)),
             },
         }
 

@@ -318,3 +318,22 @@ def test_parallel_calls_run_concurrently():
         {"answers": ["FIRST"]},
         {"answers": ["SECOND"]},
     ]
+
+
+def test_a_pattern_goes_to_the_server_and_leaves_the_spec_alone():
+    """`patterns` add a JSON Schema `pattern` to what the request sends; the tool's own spec
+    (which validates the final arguments) is not changed by it."""
+    import pytest
+
+    from sgl_conveyor import default_registry
+    from sgl_conveyor.chat import ToolSet
+    from sgl_conveyor.errors import ToolSpecError
+
+    spec = default_registry().spec("plan")
+    before = spec.to_openai()
+    sent = ToolSet(["plan"], patterns={"plan": {"plan": "^1\\. .*$"}}).definitions()
+    assert sent[0]["function"]["parameters"]["properties"]["plan"]["pattern"] == "^1\\. .*$"
+    assert sent[0]["function"]["strict"] is True
+    assert spec.to_openai() == before and "pattern" not in str(spec.parameters)
+    with pytest.raises(ToolSpecError, match="not a string argument"):
+        ToolSet(["plan"], patterns={"plan": {"nope": "x"}}).definitions()
