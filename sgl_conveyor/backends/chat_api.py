@@ -14,7 +14,6 @@ import asyncio
 import json
 import math
 import re
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -25,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from sgl_conveyor.backends.chat_templates import tool_chat_template
+from sgl_conveyor.backends.engine_events import engine_events
 from sgl_conveyor.backends.local.constraints import ANY_JSON
 from sgl_conveyor.backends.local.sampling import SamplingParams
 from sgl_conveyor.backends.tool_call_parser import (
@@ -571,7 +571,7 @@ class ChatAPI:
         meta: Mapping[str, Any] = {}
         try:
             yield chunk({"role": "assistant", "content": ""})
-            async for event in _events(handle):
+            async for event in engine_events(handle, f"chat-{handle.id[-8:]}"):
                 if isinstance(event, Exception):  # the engine failed the request
                     error = {"message": str(event), "type": "server_error", "param": None}
                     yield b"data: " + json.dumps({"error": {**error, "code": None}}).encode()
@@ -614,27 +614,3 @@ def _deltas(events: Sequence[Any], ids: dict[int, str]) -> list[dict[str, Any]]:
             else:
                 out.append({"tool_calls": [{"index": e.index, "function": {"arguments": e.text}}]})
     return out
-
-
-async def _events(handle: Any) -> AsyncIterator[Any]:
-    """The engine's events of `handle`, pumped by a thread into the loop (an engine failure
-    comes as an Exception item, last)."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    done = object()
-
-    def pump() -> None:
-        try:
-            for event in handle:
-                loop.call_soon_threadsafe(queue.put_nowait, event)
-        except Exception as e:
-            loop.call_soon_threadsafe(queue.put_nowait, e)
-        finally:
-            loop.call_soon_threadsafe(queue.put_nowait, done)
-
-    threading.Thread(target=pump, name=f"chat-{handle.id[-8:]}", daemon=True).start()
-    while True:
-        item = await queue.get()
-        if item is done:
-            return
-        yield item

@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from sgl_conveyor.backends.chat_api import ChatAPI
+from sgl_conveyor.backends.engine_events import engine_events
 from sgl_conveyor.backends.worker_routes import router_routes
 from sgl_conveyor.sampling import SERVER_SAMPLING_KEYS
 
@@ -490,28 +491,10 @@ class ConveyorServer:
     async def _sse(self, handle: Any) -> AsyncIterator[bytes]:
         """SGLang's event stream: cumulative `text` and `meta_info` per event, then [DONE].
 
-        Events are pumped from the engine's handle by a thread into an asyncio queue; if the
-        client goes away, the request is cancelled (its KV still goes into the cache)."""
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        done = object()
-
-        def pump() -> None:
-            try:
-                for event in handle:
-                    loop.call_soon_threadsafe(queue.put_nowait, event)
-            except Exception as e:  # engine failure: reported as an error event
-                loop.call_soon_threadsafe(queue.put_nowait, e)
-            finally:
-                loop.call_soon_threadsafe(queue.put_nowait, done)
-
-        threading.Thread(target=pump, name=f"serve-{handle.id[:8]}", daemon=True).start()
+        If the client goes away, the request is cancelled (its KV still goes into the cache)."""
         text = ""
         try:
-            while True:
-                item = await queue.get()
-                if item is done:
-                    break
+            async for item in engine_events(handle, f"serve-{handle.id[:8]}"):
                 if isinstance(item, Exception):
                     err = {"message": str(item), "type": type(item).__name__, "code": 500}
                     yield b"data: " + json.dumps({"error": err}).encode() + b"\n\n"

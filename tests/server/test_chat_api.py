@@ -324,3 +324,39 @@ def test_bad_requests_get_the_openai_error_shape(client, server_url):
 def test_the_template_is_a_package_file_vllm_can_be_given():
     text = tool_chat_template_path().read_text()
     assert "<tool_call>" in text and "add_generation_prompt" in text and "tools" in text
+
+
+@pytest.mark.parametrize("mode", ["partial", "sequential"])
+def test_sgl_conveyor_chat_against_serve_runs_units_while_the_call_streams(client, mode):
+    """The client side on the real server side: `sgl_conveyor.chat` over serve's chat API, a
+    named search call. In partial mode its queries run while serve is still streaming the
+    call; in sequential mode none runs before the stream ended. Both give the same result."""
+    from sgl_conveyor import call_report, chat
+
+    messages = [
+        {"role": "system", "content": "Search one short query per city."},
+        {"role": "user", "content": "Compare the populations of Paris, Berlin and Rome."},
+    ]
+    turn = chat.complete(
+        client,
+        model="m",
+        messages=messages,
+        tools=["search"],
+        mode=mode,
+        tool_choice={"type": "function", "function": {"name": "search"}},
+        max_tokens=80,
+        temperature=0,
+    )
+    assert turn.error is None and turn.finish_reason == "stop"
+    call = turn.calls[0]
+    assert call.error is None and call.result is not None, call.error
+    timeline = call.timeline
+    assert timeline is not None and timeline.units and turn.stream_end is not None
+    end = turn.stream_end
+    early = [u for u in timeline.units if u.dispatched is not None and u.dispatched < end]
+    if mode == "partial":
+        assert early, "no query ran before serve's stream of the call ended"
+    else:
+        assert not early
+    assert [m["role"] for m in turn.messages] == ["assistant", "tool"]
+    assert call_report(turn, 0)["mode"] == mode
