@@ -298,7 +298,8 @@ class ConveyorServer:
         return Response(status_code=200)
 
     async def flush_cache(self, request: Request) -> Response:
-        running = self.engine.stats()["running"] + self.engine.stats()["waiting"]
+        stats = self.engine.stats()
+        running = stats["running"] + stats["waiting"]
         if running:
             return Response(f"Cache not flushed: {running} requests are running.", status_code=400)
         await asyncio.to_thread(self.engine.flush_cache)

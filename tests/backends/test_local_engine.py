@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 
 import jsonschema
 import pytest
@@ -276,6 +277,36 @@ def test_abort_by_id_from_another_thread(local_engine):
     assert meta["finish_reason"]["type"] == "abort"
     assert meta["completion_tokens"] < 200
     assert local_engine.abort("abort-me") is False  # no longer running
+
+
+def test_stats_count_a_request_as_running_until_its_end_is_counted(local_engine, monkeypatch):
+    """A reader who sees nothing running must see how every request ended: the router test
+    waits until its workers are idle, then reads where the abort was counted. Ending a request
+    takes time (its KV goes into the cache, its tokens are remembered); here it takes longer."""
+    remember = local_engine._remember
+
+    def slow_remember(req):
+        time.sleep(0.3)
+        remember(req)
+
+    monkeypatch.setattr(local_engine, "_remember", slow_remember)
+    before = local_engine.stats()["aborted_requests"]
+    h = local_engine.submit(HAIKU, greedy(200, ignore_eos=True))
+    next(iter(h))
+    h.cancel()
+    samples = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        samples.append(local_engine.stats())
+        if h.finished and samples[-1]["running"] == 0:
+            break
+        time.sleep(0.005)
+    idle = [s for s in samples if s["running"] == 0 and s["waiting"] == 0]
+    assert idle, "the engine never became idle"
+    assert all(s["aborted_requests"] == before + 1 for s in idle), [
+        s["aborted_requests"] for s in idle
+    ]
+    assert len(samples) > len(idle)  # it was seen running while it ended
 
 
 def test_logprobs_have_the_server_shape(local_engine):

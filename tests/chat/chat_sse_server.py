@@ -88,6 +88,7 @@ class ScriptedChatServer:
     on_request: Callable[[dict[str, Any]], Any] | None = None  # request -> script (optional)
 
     def __post_init__(self) -> None:
+        self._ended = threading.Condition()
         handler = _handler(self)
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
@@ -108,6 +109,20 @@ class ScriptedChatServer:
         if not self.scripts:
             return HttpError(500, "the test gave no script for this request")
         return self.scripts.pop(0)
+
+    def ended(self, n: int) -> list[bool]:
+        """Whether the client had disconnected, for each of the first `n` streamed responses,
+        once the server has finished them (a client that closes its end returns before the
+        server's thread notices)."""
+        with self._ended:
+            if not self._ended.wait_for(lambda: len(self.disconnected) >= n, WAIT_S):
+                raise TimeoutError(f"{len(self.disconnected)} of {n} responses ended")
+            return self.disconnected[:n]
+
+    def _record_end(self, disconnected: bool) -> None:
+        with self._ended:
+            self.disconnected.append(disconnected)
+            self._ended.notify_all()
 
     def close(self) -> None:
         self._httpd.shutdown()
@@ -166,7 +181,7 @@ def _handler(server: ScriptedChatServer) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 disconnected = True
                 server.log.add("disconnected")
-            server.disconnected.append(disconnected)
+            server._record_end(disconnected)
 
         def _await_disconnect(self) -> bool:
             """True once the client closed the connection (EOF or reset on our side)."""

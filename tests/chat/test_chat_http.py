@@ -93,7 +93,7 @@ def test_an_invalid_call_closes_the_stream_and_the_server_sees_it(sse_server, op
     assert isinstance(turn.calls[0].error, SchemaViolationError)
     assert turn.calls[0].error.unit == "/queries/1"
     assert turn.stopped is not None
-    assert sse_server.disconnected == [True]
+    assert sse_server.ended(1) == [True]
     assert "done" not in sse_server.log.kinds()
     assert "never" not in tools.lookup.runs
     # The model reads why in the tool message of the next round.

@@ -225,6 +225,9 @@ class Engine:
         self._prefilling: deque[_Request] = deque()
         self._decoding: list[_Request] = []
         self._active: dict[str, RequestHandle] = {}
+        # Requests inside _finish: still "running" to stats() until their counters and pins
+        # are all written (a reader on another thread must not see one without the other).
+        self._finishing = 0
         self._active_lock = threading.Lock()
         self.counters = {
             "requests": 0,
@@ -355,6 +358,14 @@ class Engine:
         return dict(self._load)
 
     def stats(self) -> dict[str, Any]:
+        """Counters and sizes, read without stopping the scheduler. The stages are read first, in
+        the order a request moves through them (waiting, prefilling, decoding, finishing), and
+        each move adds to the next stage before it leaves the last: a reader who sees nothing
+        running never missed a request in flight, and sees every finished one in the counters."""
+        waiting = len(self._waiting)  # read in the order requests move through the stages
+        running = len(self._prefilling)
+        running += len(self._decoding)
+        running += self._finishing
         pins = self.radix.pin_counts
         return {
             **self.counters,
@@ -368,8 +379,8 @@ class Engine:
             "cache_budget_bytes": self.radix.budget_bytes,
             "cache_evicted_tokens": self.radix.evicted_tokens,
             "pool_bytes": self.pool.nbytes,
-            "running": len(self._decoding) + len(self._prefilling),
-            "waiting": len(self._waiting),
+            "running": running,
+            "waiting": waiting,
         }
 
     def shutdown(self, timeout: float = 10.0) -> None:
@@ -434,7 +445,8 @@ class Engine:
         for req in [r for r in self._decoding if r.cancelled]:
             self._finish(req, {"type": "abort", "message": "cancelled"})
         while self._waiting and len(self._prefilling) + len(self._decoding) < self.max_batch:
-            self._prefilling.append(self._waiting.popleft())
+            self._prefilling.append(self._waiting[0])  # then off the list: never in neither
+            self._waiting.popleft()
         if self._prefilling:
             self._prefill_chunk(self._prefilling[0])
         if self._decoding:
@@ -495,15 +507,15 @@ class Engine:
             self._prompt_logprobs(req, logits, b - keep, b)
         if b < n:
             return
-        self._prefilling.popleft()
         if req.filled > req.cached:  # later requests with this prompt start from here
             self._insert(req, n, lambda s, e: KVSegment(cache_kv(req.cache, s, e)))
-        if p.max_new_tokens == 0:
+        if p.max_new_tokens == 0 or req.cancelled:
+            self._prefilling.popleft()
             req.kv_len = n
-            self._finish(req, {"type": "length", "length": 0})
-            return
-        if req.cancelled:
-            self._finish(req, {"type": "abort", "message": "cancelled"})
+            if req.cancelled:
+                self._finish(req, {"type": "abort", "message": "cancelled"})
+            else:
+                self._finish(req, {"type": "length", "length": 0})
             return
         req.stream = TextStream(
             self.tokenizer, special_ids=self.special_ids, stop=p.stop, context_ids=req.ids
@@ -519,6 +531,7 @@ class Engine:
         req.cache = None
         req.row, req.kv_len = row, n
         self._decoding.append(req)
+        self._prefilling.popleft()  # after the append: stats() always sees it somewhere
         try:
             if self._emit_token(req, logits[-1]):
                 self._finish_decoding([req])
@@ -733,6 +746,13 @@ class Engine:
 
     def _finish(self, req: _Request, reason: dict[str, Any] | None) -> None:
         """End a request wherever it is: cache its KV, free its row, send the final event."""
+        self._finishing += 1
+        try:
+            self._end(req, reason)
+        finally:
+            self._finishing -= 1
+
+    def _end(self, req: _Request, reason: dict[str, Any] | None) -> None:
         if reason is not None:
             self._send(req, reason)
         with contextlib.suppress(ValueError):
