@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 
 import openai
 import pytest
@@ -19,6 +18,7 @@ from openai import OpenAI
 
 from sgl_conveyor.backends.chat_templates import tool_chat_template_path
 from sgl_conveyor.backends.server import serve
+from sgl_conveyor.eval.router_cluster import wait_idle
 
 pytestmark = pytest.mark.model
 
@@ -84,18 +84,8 @@ def client(server_url):
     return OpenAI(base_url=server_url + "/v1", api_key="none", max_retries=0, timeout=120)
 
 
-def _stats(url: str) -> dict:
-    return requests.get(url + "/server_info", timeout=10).json()["internal_states"][0]
-
-
-def _idle(url: str, timeout: float = 30.0) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        s = _stats(url)
-        if s["running"] == 0 and s["waiting"] == 0:
-            return s
-        time.sleep(0.05)
-    raise AssertionError("the server still runs requests")
+def _idle(url: str) -> dict:
+    return wait_idle([url])[0]
 
 
 def _collect(stream) -> tuple[str, dict[int, dict], list, object]:

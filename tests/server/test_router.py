@@ -10,9 +10,10 @@ from __future__ import annotations
 import pytest
 import requests
 import sglang as sgl
+from picky import picky_registry
 
 import sgl_conveyor
-from sgl_conveyor import ArgumentRejectedError, Tool, ToolRegistry
+from sgl_conveyor import ArgumentRejectedError
 from sgl_conveyor.eval.router_cluster import Cluster, router_available, wait_idle, worker_stats
 
 pytestmark = [
@@ -82,34 +83,8 @@ def test_partial_search_through_the_router_equals_sequential_and_reuses_the_work
     assert after[holder]["pinned_now"] == 0
 
 
-class Picky(Tool):
-    """Rejects the first line unless it starts with 'ok' (the model never writes that)."""
-
-    def check_unit(self, unit, ctx):
-        if not unit.value.lower().startswith("ok"):
-            raise ArgumentRejectedError("each line must start with 'ok'")
-
-    def finish(self, arguments, results, ctx):
-        return "fine"
-
-
-PICKY = {
-    "type": "function",
-    "function": {
-        "name": "picky",
-        "parameters": {"type": "object", "properties": {"text": {"type": "string"}}},
-    },
-    "conveyor": {
-        "format": "text",
-        "text_field": "text",
-        "units": [{"path": "/text", "split": "lines", "effect": "pure"}],
-    },
-}
-
-
 def test_an_invalid_call_stops_decoding_on_the_worker_that_runs_it(cluster):
-    registry = ToolRegistry()
-    registry.add(PICKY, Picky)
+    registry = picky_registry()
 
     @sgl.function
     def program(s):

@@ -14,11 +14,13 @@ import time
 import pytest
 import requests
 import sglang as sgl
+from picky import picky_registry
 
 import sgl_conveyor
-from sgl_conveyor import ArgumentRejectedError, Tool, ToolRegistry
+from sgl_conveyor import ArgumentRejectedError
 from sgl_conveyor.backends.server import serve
 from sgl_conveyor.backends.sglang_server import ConveyorEndpoint, stream_generate
+from sgl_conveyor.eval.router_cluster import wait_idle
 
 pytestmark = pytest.mark.model
 
@@ -49,18 +51,8 @@ def endpoint(server_url):
     return sgl.RuntimeEndpoint(server_url)
 
 
-def _stats(url):
-    return requests.get(url + "/server_info", timeout=10).json()["internal_states"][0]
-
-
-def _idle(url, timeout=10.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        s = _stats(url)
-        if s["running"] == 0 and s["waiting"] == 0:
-            return s
-        time.sleep(0.05)
-    raise AssertionError("the server still runs requests")
+def _idle(url):
+    return wait_idle([url])[0]
 
 
 def test_the_client_picks_the_models_chat_template(endpoint):
@@ -128,34 +120,8 @@ def test_closing_a_stream_aborts_the_request_on_the_server(endpoint, server_url)
     assert after - before < 60  # not the 400 tokens the request asked for
 
 
-class Picky(Tool):
-    """Rejects the first line unless it starts with 'ok'."""
-
-    def check_unit(self, unit, ctx):
-        if not unit.value.lower().startswith("ok"):
-            raise ArgumentRejectedError("each line must start with 'ok'")
-
-    def finish(self, arguments, results, ctx):
-        return "fine"
-
-
-PICKY = {
-    "type": "function",
-    "function": {
-        "name": "picky",
-        "parameters": {"type": "object", "properties": {"text": {"type": "string"}}},
-    },
-    "conveyor": {
-        "format": "text",
-        "text_field": "text",
-        "units": [{"path": "/text", "split": "lines", "effect": "pure"}],
-    },
-}
-
-
 def test_a_partial_tool_aborts_the_servers_decoding_at_the_first_bad_unit(endpoint, server_url):
-    reg = ToolRegistry()
-    reg.add(PICKY, Picky)
+    reg = picky_registry()
 
     @sgl.function
     def program(s):
