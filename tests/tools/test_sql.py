@@ -67,7 +67,7 @@ def test_duplicate_column_names_stay_distinct(tool):
         "DELETE FROM employees",
         "UPDATE employees SET salary = 0",
         "DROP TABLE orders",
-        "ATTACH DATABASE '/tmp/other.db' AS other",
+        "ATTACH DATABASE 'other.db' AS other",
         "PRAGMA query_only = OFF",
         "SELECT 1; DELETE FROM employees",
         "WITH x AS (SELECT 1) DELETE FROM employees",

@@ -362,10 +362,8 @@ class Engine:
         the order a request moves through them (waiting, prefilling, decoding, finishing), and
         each move adds to the next stage before it leaves the last: a reader who sees nothing
         running never missed a request in flight, and sees every finished one in the counters."""
-        waiting = len(self._waiting)  # read in the order requests move through the stages
-        running = len(self._prefilling)
-        running += len(self._decoding)
-        running += self._finishing
+        waiting = len(self._waiting)
+        running = len(self._prefilling) + len(self._decoding) + self._finishing  # left to right
         pins = self.radix.pin_counts
         return {
             **self.counters,
@@ -509,13 +507,14 @@ class Engine:
             return
         if req.filled > req.cached:  # later requests with this prompt start from here
             self._insert(req, n, lambda s, e: KVSegment(cache_kv(req.cache, s, e)))
-        if p.max_new_tokens == 0 or req.cancelled:
+        if p.max_new_tokens == 0:
             self._prefilling.popleft()
             req.kv_len = n
-            if req.cancelled:
-                self._finish(req, {"type": "abort", "message": "cancelled"})
-            else:
-                self._finish(req, {"type": "length", "length": 0})
+            self._finish(req, {"type": "length", "length": 0})
+            return
+        if req.cancelled:
+            self._prefilling.popleft()
+            self._finish(req, {"type": "abort", "message": "cancelled"})
             return
         req.stream = TextStream(
             self.tokenizer, special_ids=self.special_ids, stop=p.stop, context_ids=req.ids
